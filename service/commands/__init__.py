@@ -1,0 +1,10 @@
+"""Sub-commands of the `blockserve` CLI.
+
+Each module exposes `register(commands: argparse._SubParsersAction) -> None`, which adds its
+parsers and sets `handler=fn(args) -> int | None` on each. Handlers raise `CliError` for bad
+arguments; `service.cli.main` prints it and exits non-zero.
+"""
+
+
+class CliError(Exception):
+    """A user-facing command-line error: printed without a traceback, exit code 2."""
