@@ -1,0 +1,49 @@
+"""Artifact formats by name: each turns an eager model into files and can run those files back
+for the parity check. Formats register themselves with `@register_format`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from torch import Tensor, nn
+
+Runner = Callable[[np.ndarray], np.ndarray]  # float32 (B, *input_shape) -> float32 outputs
+
+
+@dataclass(frozen=True)
+class ExportedModel:
+    model_file: Path
+    opset: int | None
+    exporter: dict[str, Any] = field(default_factory=dict)  # recorded verbatim in the manifest
+
+
+class ArtifactFormat(Protocol):
+    name: str
+
+    def toolchain(self) -> dict[str, Any]:
+        """Everything about the exporter that changes the artifact; part of the cache key."""
+        ...
+
+    def export(self, model: nn.Module, example: Tensor, out_dir: Path) -> ExportedModel: ...
+
+    def load_runner(self, model_file: Path) -> Runner:
+        """Run the artifact on CPU the way a runtime would, for the parity check."""
+        ...
+
+
+FORMATS: dict[str, ArtifactFormat] = {}
+
+
+def register_format(cls: type) -> type:
+    FORMATS[cls.name] = cls()
+    return cls
+
+
+def get_format(name: str) -> ArtifactFormat:
+    if name not in FORMATS:
+        raise ValueError(f"unknown export format {name!r}; choose one of {sorted(FORMATS)}")
+    return FORMATS[name]

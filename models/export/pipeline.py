@@ -1,0 +1,260 @@
+"""`export_bundle`: registry model → verified, cached artifact bundle."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import platform
+import shutil
+import threading
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from models.builder import build_network
+from models.default_cfgs import DefaultCfg
+from models.export.bundle import (
+    MANIFEST_SCHEMA,
+    BundleError,
+    discard_bundle,
+    load_bundle,
+    new_staging_dir,
+    publish_bundle,
+)
+from models.export.formats import ArtifactFormat, get_format
+from models.export.parity import ParityInput, check_parity, random_inputs
+from models.registry import model_default_cfg, model_spec
+from models.spec import NetworkSpec
+from models.summary import summarize
+from models.weights import file_sha256, load_weights
+
+EXAMPLE_BATCH = 2  # torch.export and tracing specialise size-1 dims
+ODD_BATCH = 7
+DTYPE = "float32"
+OUTPUT_NAME = "logits"
+_EXPORT_LOCK = threading.Lock()  # exporters keep global state; one export per process at a time
+
+
+def export_bundle(
+    name: str,
+    *,
+    fmt: Literal["onnx", "torchscript"] = "onnx",
+    weights: Path | None = None,
+    overrides: dict | None = None,
+    cache_dir: Path,
+    preprocess: dict | None = None,
+    labels: list[str] | None = None,
+    max_batch: int = 32,
+    progress: Callable[[str], None] | None = None,
+    input_size: Sequence[int] | None = None,
+    sample_input: np.ndarray | None = None,
+    seed: int = 0,
+) -> Path:
+    """Export registry model `name` to a bundle under `cache_dir` and return its directory.
+
+    A bundle with the same spec, weights, format, input shape, toolchain and metadata is reused
+    without exporting. `input_size` (C, *spatial) defaults to the model's default cfg;
+    `sample_input` (N, *input_size) is a real preprocessed batch added to the parity check.
+    """
+    report = progress or (lambda message: None)
+    artifact_format = get_format(fmt)
+    if max_batch < 1:
+        raise ValueError(f"max_batch must be >= 1, got {max_batch}")
+    overrides = _plain_data(overrides or {})
+    spec = model_spec(name, **overrides)
+    cfg = model_default_cfg(name)
+    input_shape = _input_shape(spec, cfg, input_size)
+    if sample_input is not None:
+        sample_input = _checked_sample(sample_input, input_shape)
+    weights_record = _weights_record(weights, seed)
+    manifest_head = {
+        "schema": MANIFEST_SCHEMA,
+        "name": name,
+        "arch": name,
+        "overrides": overrides,
+        "spec": spec.to_dict(),
+        "weights": weights_record,
+        "input": {"name": "input", "shape": [-1, *input_shape], "dtype": DTYPE},
+        "preprocess": {**default_preprocess(cfg, input_shape), **(preprocess or {})},
+        "labels": _labels(labels, cfg, spec.head.num_classes),
+        "format": fmt,
+        "max_batch": max_batch,
+    }
+    key = cache_key(manifest_head, artifact_format, sample_input)
+    cache_dir = Path(cache_dir)
+    destination = cache_dir / f"{name}-{fmt}-{key[:16]}"
+    if _reusable(destination, report):
+        return destination
+    with _EXPORT_LOCK:
+        if _reusable(destination, report):
+            return destination
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        staging = new_staging_dir(cache_dir)
+        try:
+            manifest = _export(
+                manifest_head, spec, artifact_format, weights, seed, sample_input, staging, report
+            )
+            manifest["cache_key"] = key
+            publish_bundle(staging, manifest, destination)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    report(f"wrote {destination}")
+    return destination
+
+
+def cache_key(
+    manifest_head: dict[str, Any], artifact_format: ArtifactFormat, sample: np.ndarray | None
+) -> str:
+    """sha256 over everything that determines the bundle's bytes and manifest."""
+    payload = {
+        **manifest_head,
+        "toolchain": artifact_format.toolchain(),
+        "sample_sha256": None if sample is None else hashlib.sha256(sample.tobytes()).hexdigest(),
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def default_preprocess(cfg: DefaultCfg, input_shape: tuple[int, ...]) -> dict[str, Any]:
+    """Resize / crop / normalise settings from the model's default cfg, at `input_shape`."""
+    channels, *spatial = input_shape
+    images = len(spatial) == 2
+    return {
+        "resize": math.floor(min(spatial) / cfg.crop_pct) if images else None,
+        "crop": list(spatial) if images else None,
+        "interpolation": cfg.interpolation,
+        "mean": list(cfg.mean),
+        "std": list(cfg.std),
+        "channels": {1: "gray", 3: "rgb"}.get(channels) if images else None,
+    }
+
+
+def _export(
+    manifest_head: dict[str, Any],
+    spec: NetworkSpec,
+    artifact_format: ArtifactFormat,
+    weights: Path | None,
+    seed: int,
+    sample: np.ndarray | None,
+    staging: Path,
+    report: Callable[[str], None],
+) -> dict[str, Any]:
+    name, input_shape = manifest_head["name"], tuple(manifest_head["input"]["shape"][1:])
+    report(f"building {name} ({manifest_head['weights']['source']})")
+    model = _build(spec, weights, seed)
+    summary = summarize(model, input_shape)
+    example = torch.from_numpy(random_inputs(input_shape, [EXAMPLE_BATCH], seed=seed)[0].batch)
+    report(f"exporting {name} to {artifact_format.name}")
+    exported = artifact_format.export(model, example, staging)
+    max_batch = manifest_head["max_batch"]
+    batch_sizes = sorted({1, min(ODD_BATCH, max_batch), max_batch})
+    report(f"checking parity with eager PyTorch at batch sizes {batch_sizes}")
+    inputs = random_inputs(input_shape, batch_sizes, seed=seed + 1)
+    if sample is not None:
+        inputs.append(ParityInput("sample", sample))
+    parity = check_parity(model, artifact_format.load_runner(exported.model_file), inputs)
+    with torch.inference_mode():
+        num_outputs = model(example).shape[1]
+    return {
+        **manifest_head,
+        "model_file": exported.model_file.name,
+        "outputs": [{"name": OUTPUT_NAME, "shape": [-1, num_outputs], "dtype": DTYPE}],
+        "params": summary.total_params,
+        "mult_adds": summary.total_mult_adds,
+        "summary": summary.to_json(),
+        "opset": exported.opset,
+        "exporter": exported.exporter,
+        "versions": _versions(),
+        "parity": parity,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def _build(spec: NetworkSpec, weights: Path | None, seed: int) -> nn.Module:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = build_network(spec)
+    if weights is not None:
+        load_weights(model, weights)
+    return model.eval()
+
+
+def _reusable(destination: Path, report: Callable[[str], None]) -> bool:
+    if not destination.exists():
+        return False
+    try:
+        load_bundle(destination)
+    except BundleError as error:
+        report(f"discarding invalid cached bundle: {error}")
+        discard_bundle(destination)
+        return False
+    report(f"using cached bundle {destination}")
+    return True
+
+
+def _input_shape(
+    spec: NetworkSpec, cfg: DefaultCfg, input_size: Sequence[int] | None
+) -> tuple[int, ...]:
+    shape = tuple(input_size) if input_size is not None else (spec.in_chans, *cfg.input_size[1:])
+    if len(shape) != spec.dims + 1 or shape[0] != spec.in_chans or min(shape) < 1:
+        raise ValueError(
+            f"input size {shape} does not fit a {spec.dims}d model with {spec.in_chans} input "
+            f"channels; expected (C={spec.in_chans}, {spec.dims} spatial sizes)"
+        )
+    return shape
+
+
+def _labels(labels: list[str] | None, cfg: DefaultCfg, num_classes: int) -> list[str] | None:
+    """The caller's labels, else the default cfg's when they still fit the class count."""
+    if labels is None:
+        return cfg.labels if cfg.labels is not None and len(cfg.labels) == num_classes else None
+    if len(labels) != num_classes:
+        raise ValueError(f"{len(labels)} labels given for a model with {num_classes} classes")
+    return list(labels)
+
+
+def _checked_sample(sample: np.ndarray, input_shape: tuple[int, ...]) -> np.ndarray:
+    if sample.dtype != np.float32 or sample.shape[1:] != input_shape:
+        raise ValueError(
+            f"sample input must be float32 (N, {', '.join(map(str, input_shape))}), "
+            f"got {sample.dtype} {sample.shape}"
+        )
+    return np.ascontiguousarray(sample)
+
+
+def _weights_record(weights: Path | None, seed: int) -> dict[str, Any]:
+    if weights is None:
+        return {"source": f"random-init, seed {seed}", "sha256": None, "trained": False}
+    weights = Path(weights)
+    if not weights.is_file():
+        raise FileNotFoundError(f"weights file not found: {weights}")
+    return {"source": weights.name, "sha256": file_sha256(weights), "trained": True}
+
+
+def _plain_data(overrides: dict) -> dict[str, Any]:
+    """Overrides as JSON data (dataclass values such as StageSpec become dicts) for the manifest
+    and the cache key."""
+
+    def encode(value: Any) -> Any:
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            return dataclasses.asdict(value)
+        raise TypeError(f"override value {value!r} is not JSON-serialisable")
+
+    return json.loads(json.dumps(overrides, default=encode))
+
+
+def _versions() -> dict[str, str]:
+    versions = {"python": platform.python_version(), "torch": torch.__version__}
+    for package in ("numpy", "onnx", "onnxruntime", "onnxruntime-gpu", "onnxscript", "blockserve"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions

@@ -1,0 +1,62 @@
+"""TorchScript artifacts. Every `torch.jit` call of the project lives here, so a torch.export
+(AOTInductor) path can replace this one module later.
+
+The bundle stores the *traced, unfrozen* module: freezing bakes parameters into constants in their
+current dtype and device, so the runtime freezes after placing the module (and casting it to fp16
+on CUDA). On CPU, `optimize_for_inference` (conv-bn folding, MKL-DNN convolutions) then runs
+15-30% faster than plain freezing on resnet-style models; its result cannot be saved and loaded
+back, another reason to apply it at load time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from models.export.formats import ExportedModel, Runner, register_format
+from models.export.quiet import TRACING_NOISE, ignoring_warnings
+
+EXPORTER = {"name": "torch.jit.trace", "frozen_at_load": True, "optimize_for_inference": "cpu"}
+
+
+def load_torchscript(
+    model_file: Path, device: torch.device, *, half: bool = False
+) -> torch.jit.ScriptModule:
+    """Load, place, optionally cast to fp16, freeze and (on CPU) optimise a traced bundle module."""
+    with ignoring_warnings(*TRACING_NOISE):
+        module = torch.jit.load(str(model_file), map_location=device).eval()
+        if half:
+            module = module.half()
+        module = torch.jit.freeze(module)
+        if device.type == "cpu":
+            module = torch.jit.optimize_for_inference(module)
+    return module
+
+
+@register_format
+class TorchScriptFormat:
+    name = "torchscript"
+    model_filename = "model.pt"
+
+    def toolchain(self) -> dict[str, Any]:
+        return {**EXPORTER, "torch": torch.__version__}
+
+    def export(self, model: nn.Module, example: Tensor, out_dir: Path) -> ExportedModel:
+        path = out_dir / self.model_filename
+        with ignoring_warnings(*TRACING_NOISE), torch.no_grad():
+            traced = torch.jit.trace(model, (example,), check_trace=False)
+            torch.jit.save(traced, str(path))
+        return ExportedModel(model_file=path, opset=None, exporter=EXPORTER)
+
+    def load_runner(self, model_file: Path) -> Runner:
+        module = load_torchscript(model_file, torch.device("cpu"))
+
+        def run(batch: np.ndarray) -> np.ndarray:
+            with torch.inference_mode():
+                return module(torch.from_numpy(batch)).numpy()
+
+        return run

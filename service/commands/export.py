@@ -1,0 +1,87 @@
+"""`blockserve export NAME --out DIR`: write a verified artifact bundle (see docs/export.md)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from models.export import FORMATS, ParityError, export_bundle
+from models.weights import WeightsMismatchError
+from service.commands import CliError
+from service.commands.zoo import add_model_arguments, model_input_size, parse_overrides
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "export",
+        help="export a zoo model to an ONNX or TorchScript bundle",
+        description="Export NAME to DIR/<name>-<format>-<hash>/ (model file + manifest.json). "
+        "An identical earlier export in DIR is reused.",
+    )
+    parser.add_argument("name", help="registry model name (see `blockserve models`)")
+    parser.add_argument("--format", choices=sorted(FORMATS), default="onnx")
+    parser.add_argument(
+        "--weights", type=Path, metavar="PATH", help=".safetensors or torch checkpoint"
+    )
+    add_model_arguments(parser)
+    parser.add_argument(
+        "--max-batch", type=int, default=32, metavar="N", help="largest batch verified (32)"
+    )
+    parser.add_argument(
+        "--sample",
+        type=Path,
+        metavar="FILE.npy",
+        help="real preprocessed float32 batch (N, C, ...)",
+    )
+    parser.add_argument(
+        "--out", type=Path, required=True, metavar="DIR", help="bundle cache directory"
+    )
+    parser.set_defaults(handler=export_command)
+
+
+def export_command(args: argparse.Namespace) -> int:
+    overrides = parse_overrides(args.overrides)
+    input_size = args.input or model_input_size(args.name, overrides)
+    if args.weights is not None and not args.weights.is_file():
+        raise CliError(f"--weights: no such file {args.weights}")
+    if args.max_batch < 1:
+        raise CliError(f"--max-batch must be >= 1, got {args.max_batch}")
+    sample = _load_sample(args.sample) if args.sample else None
+    _check_writable(args.out)
+    try:
+        bundle = export_bundle(
+            args.name,
+            fmt=args.format,
+            weights=args.weights,
+            overrides=overrides,
+            cache_dir=args.out,
+            max_batch=args.max_batch,
+            input_size=input_size,
+            sample_input=sample,
+            progress=lambda message: print(f"[export] {message}", file=sys.stderr, flush=True),
+        )
+    except (ValueError, ParityError) as error:  # includes WeightsMismatchError
+        kind = "weights do not fit" if isinstance(error, WeightsMismatchError) else "failed"
+        raise CliError(f"{args.name} export {kind}: {error}") from None
+    print(bundle)
+    return 0
+
+
+def _check_writable(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-probe"
+        probe.touch()
+        probe.unlink()
+    except OSError as error:
+        raise CliError(f"--out {out} is not a writable directory ({error.strerror})") from None
+
+
+def _load_sample(path: Path) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise CliError(f"--sample {path}: not a readable .npy array ({error})") from None
