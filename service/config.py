@@ -1,0 +1,246 @@
+"""The model repository config: a YAML file validated with pydantic.
+
+Relative paths (`weights`, `labels` files, `cache_dir`) are resolved against the config file's
+directory after expanding `${VAR}` / `${VAR:-default}` and `~`. `${BLOCKSERVE_HOME}` defaults to
+`~/.cache/blockserve`, where `blockserve train-digits` writes the digits weights by default.
+Validation errors name the file and the bad field, e.g. `models[0] (digits).batching.max_queue`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from importlib import metadata, resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+CONFIG_ENV = "BLOCKSERVE_CONFIG"
+HOME_ENV = "BLOCKSERVE_HOME"
+MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+_VARIABLE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
+
+
+class ConfigError(ValueError):
+    """The config file is missing, is not YAML, or does not validate."""
+
+
+def blockserve_home() -> Path:
+    """Where trained weights and exported bundles live unless the config says otherwise."""
+    return Path(os.environ.get(HOME_ENV) or "~/.cache/blockserve").expanduser()
+
+
+def blockserve_version() -> str:
+    try:
+        return metadata.version("blockserve")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+def default_config_path() -> Path:
+    """The config that ships with the package (digits + resnet18)."""
+    return Path(str(resources.files("service") / "configs" / "default.yaml"))
+
+
+def expand_path(text: str | Path, base_dir: Path | None) -> Path:
+    """Expand `${VAR}`, `${VAR:-default}` and `~`, then resolve against `base_dir`."""
+
+    def substitute(match: re.Match[str]) -> str:
+        name, default = match["name"], match["default"]
+        if name == HOME_ENV and not os.environ.get(name):
+            return str(blockserve_home())
+        value = os.environ.get(name) or default
+        if value is None:
+            raise ValueError(f"environment variable {name} is not set (in {str(text)!r})")
+        return value
+
+    path = Path(_VARIABLE.sub(substitute, str(text))).expanduser()
+    if not path.is_absolute() and base_dir is not None:
+        path = base_dir / path
+    return path
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _resolve(value: str | Path | None, info: ValidationInfo) -> Path | None:
+    if value is None:
+        return None
+    base_dir = (info.context or {}).get("base_dir")
+    return expand_path(value, base_dir)
+
+
+class BatchingConfig(_Strict):
+    max_batch_size: PositiveInt = 16
+    max_delay_ms: Annotated[float, Field(ge=0)] = 2.0
+    max_queue: PositiveInt = 256  # images waiting in one instance's queue
+
+
+class PreprocessConfig(_Strict):
+    """Unset fields come from the architecture's `models.model_default_cfg`."""
+
+    resize: PositiveInt | None = None  # shorter side, before the center crop
+    crop: PositiveInt | tuple[PositiveInt, PositiveInt] | None = None  # size or (height, width)
+    mean: list[float] | None = None
+    std: list[PositiveFloat] | None = None
+    channels: Literal["rgb", "gray"] | None = None
+    interpolation: Literal["nearest", "bilinear", "bicubic", "lanczos"] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> PreprocessConfig:
+        if self.mean is not None and self.std is not None and len(self.mean) != len(self.std):
+            raise ValueError(f"mean has {len(self.mean)} values but std has {len(self.std)}")
+        crop = (self.crop, self.crop) if isinstance(self.crop, int) else self.crop
+        if self.resize is not None and crop is not None and max(crop) > self.resize:
+            raise ValueError(f"crop {self.crop} is larger than resize {self.resize}")
+        return self
+
+
+class ModelConfig(_Strict):
+    name: Annotated[str, Field(pattern=MODEL_NAME_PATTERN)]
+    arch: str
+    overrides: dict[str, Any] = Field(default_factory=dict)
+    weights: Path | None = None  # absent: random init, flagged untrained everywhere
+    format: Literal["onnx", "torchscript"] = "onnx"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    instances: PositiveInt = 1
+    batching: BatchingConfig = Field(default_factory=BatchingConfig)
+    preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig)
+    labels: list[str] | None = None  # a list, or a file path (one label per line) in the YAML
+    top_k: PositiveInt = 5
+
+    @field_validator("weights", mode="before")
+    @classmethod
+    def _resolve_weights(cls, value: Any, info: ValidationInfo) -> Any:
+        return _resolve(value, info) if isinstance(value, str | Path) else value
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _read_labels_file(cls, value: Any, info: ValidationInfo) -> Any:
+        if not isinstance(value, str | Path):
+            return value
+        path = _resolve(value, info)
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except OSError as error:
+            raise ValueError(f"cannot read labels file {path}: {error.strerror}") from None
+        labels = [line.strip() for line in lines if line.strip()]
+        if not labels:
+            raise ValueError(f"labels file {path} has no labels")
+        return labels
+
+
+class LimitsConfig(_Strict):
+    max_body_bytes: PositiveInt = 32 * 1024 * 1024  # 413 above
+    max_image_pixels: PositiveInt = 40_000_000  # width * height, checked before decoding: 413
+    max_images_per_request: PositiveInt = 64
+
+
+class GrpcConfig(_Strict):
+    enabled: bool = True
+    port: Annotated[int, Field(ge=0, le=65535)] = 8001
+    max_message_bytes: PositiveInt = 64 * 1024 * 1024
+
+
+class ServerConfig(_Strict):
+    default_model: str | None = None  # None: the first model in `models`
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    cache_dir: Path = Field(default=Path("${BLOCKSERVE_HOME}/bundles"), validate_default=True)
+    ort_threads: PositiveInt | None = None  # intra-op threads per ONNX Runtime session
+    decode_threads: PositiveInt = 2  # image decoding + preprocessing pool
+    retry_after_s: PositiveInt = 1  # Retry-After sent with 503 when a queue is full
+    shutdown_timeout_s: PositiveFloat | None = None  # None: wait for every accepted request
+    grpc: GrpcConfig = Field(default_factory=GrpcConfig)
+
+    @field_validator("cache_dir", mode="before")
+    @classmethod
+    def _resolve_cache_dir(cls, value: Any, info: ValidationInfo) -> Any:
+        return _resolve(value, info) if isinstance(value, str | Path) else value
+
+
+class RepositoryConfig(_Strict):
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    models: Annotated[list[ModelConfig], Field(min_length=1)]
+    source: Path | None = Field(default=None, exclude=True)  # the YAML file, for messages
+
+    @model_validator(mode="after")
+    def _check_names(self) -> RepositoryConfig:
+        names = [model.name for model in self.models]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate model names: {', '.join(duplicates)}")
+        default = self.server.default_model
+        if default is not None and default not in names:
+            raise ValueError(f"server.default_model {default!r} is not one of the models {names}")
+        return self
+
+    @property
+    def default_model(self) -> str:
+        return self.server.default_model or self.models[0].name
+
+    def model(self, name: str) -> ModelConfig:
+        return next(model for model in self.models if model.name == name)
+
+
+def parse_config(data: Any, *, source: Path | None = None) -> RepositoryConfig:
+    """Validate already-parsed YAML; relative paths resolve against `source`'s directory."""
+    where = str(source) if source is not None else "<config>"
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping with 'models' (and 'server'), got {data!r}")
+    base_dir = source.parent if source is not None else Path.cwd()
+    try:
+        config = RepositoryConfig.model_validate(data, context={"base_dir": base_dir})
+    except ValidationError as error:
+        problems = _describe(error, data)
+        raise ConfigError(f"{where}: invalid model repository config:\n{problems}") from None
+    return config.model_copy(update={"source": source})
+
+
+def load_config(path: str | Path | None = None) -> RepositoryConfig:
+    """Load `path`, else `$BLOCKSERVE_CONFIG`, else the packaged default config."""
+    source = Path(path or os.environ.get(CONFIG_ENV) or default_config_path()).expanduser()
+    try:
+        data = yaml.safe_load(source.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ConfigError(f"{source}: cannot read config: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{source}: not valid YAML: {error}") from None
+    return parse_config(data, source=source.resolve())
+
+
+def _describe(error: ValidationError, data: dict) -> str:
+    lines = []
+    for item in error.errors():
+        field = _field_path(item["loc"], data)
+        got = f" (got {item['input']!r})" if item["loc"] and item["type"] != "missing" else ""
+        lines.append(f"  {field or '<root>'}: {item['msg']}{got}")
+    return "\n".join(lines)
+
+
+def _field_path(loc: tuple, data: dict) -> str:
+    """`('models', 0, 'batching', 'max_queue')` -> `models[0] (digits).batching.max_queue`."""
+    parts: list[str] = []
+    node: Any = data
+    for key in loc:
+        if isinstance(key, int):
+            parts[-1] += f"[{key}]"
+            node = node[key] if isinstance(node, list) and key < len(node) else None
+            if isinstance(node, dict) and isinstance(node.get("name"), str):
+                parts[-1] += f" ({node['name']})"
+            continue
+        parts.append(str(key))
+        node = node.get(key) if isinstance(node, dict) else None
+    return ".".join(parts)

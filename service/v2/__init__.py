@@ -1,0 +1,44 @@
+"""KServe Open Inference Protocol (V2): the tensor codec and model-level logic shared by the
+REST router (`service.routers.v2`) and the gRPC server."""
+
+from service.v2.inference import (
+    SERVER_EXTENSIONS,
+    SERVER_NAME,
+    InputTensor,
+    OutputTensor,
+    check_version,
+    model_input,
+    model_metadata,
+    model_outputs,
+    server_metadata,
+)
+from service.v2.tensors import (
+    DATATYPES,
+    GRPC_CONTENTS_FIELDS,
+    datatype_of,
+    numpy_dtype,
+    tensor_from_data,
+    tensor_from_raw,
+    tensor_to_data,
+    tensor_to_raw,
+)
+
+__all__ = [
+    "DATATYPES",
+    "GRPC_CONTENTS_FIELDS",
+    "SERVER_EXTENSIONS",
+    "SERVER_NAME",
+    "InputTensor",
+    "OutputTensor",
+    "check_version",
+    "datatype_of",
+    "model_input",
+    "model_metadata",
+    "model_outputs",
+    "numpy_dtype",
+    "server_metadata",
+    "tensor_from_data",
+    "tensor_from_raw",
+    "tensor_to_data",
+    "tensor_to_raw",
+]

@@ -1,0 +1,117 @@
+"""Model-level V2 logic shared by REST and gRPC: metadata, request inputs -> model batch,
+model outputs -> response tensors. Protocol-specific (de)serialisation stays in the callers.
+
+Inputs: one tensor named as the model input, shape (N, C, H, W) = [-1, *input_shape].
+`FP32` (also FP16 / FP64) is the preprocessed, normalised model input; `UINT8` is raw pixels
+in [0, 255], normalised here with the model's preprocess mean/std.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from service.config import blockserve_version
+from service.errors import InvalidInput, ModelVersionNotFound
+from service.repository import ModelHandle
+
+SERVER_NAME = "blockserve"
+SERVER_EXTENSIONS: list[str] = []
+FLOAT_INPUTS = ("FP32", "FP16", "FP64")
+PIXEL_INPUTS = ("UINT8",)
+
+
+@dataclass(frozen=True)
+class InputTensor:
+    name: str
+    datatype: str
+    array: np.ndarray
+
+
+@dataclass(frozen=True)
+class OutputTensor:
+    name: str
+    datatype: str
+    array: np.ndarray
+
+
+def server_metadata() -> dict[str, Any]:
+    return {"name": SERVER_NAME, "version": blockserve_version(), "extensions": SERVER_EXTENSIONS}
+
+
+def check_version(handle: ModelHandle, version: str | None) -> None:
+    """`ModelVersionNotFound` (404 / NOT_FOUND) unless `version` is empty or served."""
+    if version and version != handle.version:
+        raise ModelVersionNotFound(handle.name, version, [handle.version])
+
+
+def model_metadata(handle: ModelHandle) -> dict[str, Any]:
+    """The V2 model metadata, batch dimension -1; `parameters` flags untrained weights."""
+    loaded = handle.ready()
+    return {
+        "name": handle.name,
+        "versions": [handle.version],
+        "platform": handle.platform,
+        "inputs": [
+            {"name": loaded.input_name, "datatype": "FP32", "shape": [-1, *loaded.input_shape]}
+        ],
+        "outputs": [
+            {"name": loaded.output_name, "datatype": "FP32", "shape": [-1, loaded.num_classes]}
+        ],
+        "parameters": {
+            "trained": handle.trained,
+            "arch": handle.config.arch,
+            "accepted_input_datatypes": [*FLOAT_INPUTS, *PIXEL_INPUTS],
+        },
+    }
+
+
+def model_input(handle: ModelHandle, inputs: Sequence[InputTensor]) -> np.ndarray:
+    """The request's tensors as the model's float32 (N, *input_shape) batch."""
+    loaded = handle.ready()
+    expected = [-1, *loaded.input_shape]
+    if len(inputs) != 1:
+        names = [tensor.name for tensor in inputs]
+        raise InvalidInput(
+            f"model {handle.name!r} takes exactly one input {loaded.input_name!r}, got {names}"
+        )
+    (tensor,) = inputs
+    if tensor.name != loaded.input_name:
+        raise InvalidInput(
+            f"model {handle.name!r} has no input {tensor.name!r}; its input is "
+            f"{loaded.input_name!r}"
+        )
+    array = tensor.array
+    if array.ndim != len(expected) or tuple(array.shape[1:]) != loaded.input_shape:
+        raise InvalidInput(
+            f"input {tensor.name!r}: shape {list(array.shape)} does not match the model's "
+            f"{expected}"
+        )
+    if tensor.datatype in FLOAT_INPUTS:
+        return np.ascontiguousarray(array, dtype=np.float32)
+    if tensor.datatype in PIXEL_INPUTS:
+        mean = np.asarray(loaded.preprocess.mean, np.float32).reshape(-1, 1, 1)
+        std = np.asarray(loaded.preprocess.std, np.float32).reshape(-1, 1, 1)
+        return ((array.astype(np.float32) / 255.0 - mean) / std).astype(np.float32)
+    raise InvalidInput(
+        f"input {tensor.name!r}: datatype {tensor.datatype} is not accepted; send FP32 "
+        f"(normalised model input) or UINT8 (pixels 0-255)"
+    )
+
+
+def model_outputs(
+    handle: ModelHandle, logits: np.ndarray, requested: Sequence[str] | None = None
+) -> list[OutputTensor]:
+    """The response tensors: every output, or only the `requested` names."""
+    loaded = handle.ready()
+    available = {loaded.output_name: logits.astype(np.float32, copy=False)}
+    names = list(requested) if requested else list(available)
+    unknown = [name for name in names if name not in available]
+    if unknown:
+        raise InvalidInput(
+            f"model {handle.name!r} has no output {unknown[0]!r}; outputs: {list(available)}"
+        )
+    return [OutputTensor(name, "FP32", available[name]) for name in names]

@@ -1,0 +1,144 @@
+"""V2 tensors <-> numpy: datatype names, shape checks, flat or nested JSON data, raw bytes.
+
+Every error is an `InvalidInput` naming the tensor (REST 400, gRPC INVALID_ARGUMENT).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from service.errors import InvalidInput
+
+DATATYPES: dict[str, np.dtype] = {
+    "BOOL": np.dtype(np.bool_),
+    "UINT8": np.dtype(np.uint8),
+    "UINT16": np.dtype(np.uint16),
+    "UINT32": np.dtype(np.uint32),
+    "UINT64": np.dtype(np.uint64),
+    "INT8": np.dtype(np.int8),
+    "INT16": np.dtype(np.int16),
+    "INT32": np.dtype(np.int32),
+    "INT64": np.dtype(np.int64),
+    "FP16": np.dtype(np.float16),
+    "FP32": np.dtype(np.float32),
+    "FP64": np.dtype(np.float64),
+    "BYTES": np.dtype(object),
+}
+# The `InferTensorContents` field carrying each datatype in gRPC (FP16 travels raw only).
+GRPC_CONTENTS_FIELDS: dict[str, str] = {
+    "BOOL": "bool_contents",
+    "UINT8": "uint_contents",
+    "UINT16": "uint_contents",
+    "UINT32": "uint_contents",
+    "UINT64": "uint64_contents",
+    "INT8": "int_contents",
+    "INT16": "int_contents",
+    "INT32": "int_contents",
+    "INT64": "int64_contents",
+    "FP32": "fp32_contents",
+    "FP64": "fp64_contents",
+    "BYTES": "bytes_contents",
+}
+_NAMES = {dtype: name for name, dtype in DATATYPES.items()}
+
+
+def numpy_dtype(datatype: str) -> np.dtype:
+    dtype = DATATYPES.get(datatype)
+    if dtype is None:
+        raise InvalidInput(
+            f"unknown datatype {datatype!r}; V2 datatypes are {', '.join(DATATYPES)}"
+        )
+    return dtype
+
+
+def datatype_of(array: np.ndarray) -> str:
+    name = _NAMES.get(array.dtype)
+    if name is None:
+        raise InvalidInput(f"dtype {array.dtype} has no V2 datatype")
+    return name
+
+
+def check_shape(name: str, shape: Any) -> tuple[int, ...]:
+    """A concrete tensor shape: a list of non-negative integers."""
+    valid = isinstance(shape, Sequence) and not isinstance(shape, str | bytes)
+    if not valid or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape):
+        raise InvalidInput(f"input {name!r}: shape must be a list of integers, got {shape!r}")
+    if any(dim < 0 for dim in shape):
+        raise InvalidInput(f"input {name!r}: shape {list(shape)} has a negative dimension")
+    return tuple(shape)
+
+
+def tensor_from_data(name: str, datatype: str, shape: Any, data: Any) -> np.ndarray:
+    """A JSON tensor: `data` flat in row-major order, or nested exactly as `shape`."""
+    dtype = numpy_dtype(datatype)
+    shape = check_shape(name, shape)
+    if not isinstance(data, list):
+        raise InvalidInput(f"input {name!r}: data must be a (flat or nested) list")
+    try:
+        values = np.array(data, dtype=object if datatype == "BYTES" else None)
+    except ValueError:
+        raise InvalidInput(f"input {name!r}: nested data is ragged") from None
+    if values.ndim > 1 and values.shape != shape:
+        raise InvalidInput(
+            f"input {name!r}: nested data has shape {list(values.shape)}, not {list(shape)}"
+        )
+    if values.size != math.prod(shape):
+        raise InvalidInput(
+            f"input {name!r}: shape {list(shape)} needs {math.prod(shape)} values, "
+            f"data has {values.size}"
+        )
+    return _cast(name, datatype, dtype, values).reshape(shape)
+
+
+def _cast(name: str, datatype: str, dtype: np.dtype, values: np.ndarray) -> np.ndarray:
+    if datatype == "BYTES":
+        if not all(isinstance(v, str | bytes) for v in values.flat):
+            raise InvalidInput(f"input {name!r}: BYTES data must be strings")
+        return np.array([v.encode() if isinstance(v, str) else v for v in values.flat], object)
+    kind = values.dtype.kind
+    if values.size and datatype == "BOOL" and kind != "b":
+        raise InvalidInput(f"input {name!r}: BOOL data must be true/false, got {values.dtype}")
+    if values.size and dtype.kind in "ui" and kind not in "iub":
+        raise InvalidInput(f"input {name!r}: {datatype} data must be integers, got {values.dtype}")
+    if values.size and dtype.kind == "f" and kind not in "iuf":
+        raise InvalidInput(f"input {name!r}: {datatype} data must be numbers, got {values.dtype}")
+    if values.size and dtype.kind in "ui":
+        info = np.iinfo(dtype)
+        low, high = values.min(), values.max()
+        if low < info.min or high > info.max:
+            raise InvalidInput(
+                f"input {name!r}: {datatype} values must lie in [{info.min}, {info.max}], "
+                f"got [{low}, {high}]"
+            )
+    return values.astype(dtype, copy=False)
+
+
+def tensor_from_raw(name: str, datatype: str, shape: Any, raw: bytes) -> np.ndarray:
+    """A binary tensor (gRPC `raw_input_contents`): little-endian, row-major."""
+    dtype = numpy_dtype(datatype)
+    shape = check_shape(name, shape)
+    if datatype == "BYTES":
+        raise InvalidInput(f"input {name!r}: raw BYTES tensors are not supported")
+    expected = math.prod(shape) * dtype.itemsize
+    if len(raw) != expected:
+        raise InvalidInput(
+            f"input {name!r}: shape {list(shape)} of {datatype} needs {expected} bytes, "
+            f"got {len(raw)}"
+        )
+    return np.frombuffer(raw, dtype=dtype.newbyteorder("<")).astype(dtype).reshape(shape)
+
+
+def tensor_to_data(array: np.ndarray) -> list:
+    """Row-major flat JSON data."""
+    if array.dtype == object:
+        return [v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in array.flat]
+    return array.reshape(-1).tolist()
+
+
+def tensor_to_raw(array: np.ndarray) -> bytes:
+    """Little-endian row-major bytes."""
+    return np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()

@@ -1,0 +1,128 @@
+"""The model repository: concurrent loading, states, routing, the shared entry point, draining."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import numpy as np
+import pytest
+from service_fakes import FakeRuntime, fake_loader, images, in_process, png_bytes, repository_config
+
+from service.errors import InvalidInput, ModelNotFound, ModelNotReady
+from service.repository import ModelRepository, ModelState
+
+DIGIT_BATCH = np.zeros((1, 1, 8, 8), np.float32)
+
+
+@pytest.fixture
+async def repository(tmp_path, metrics):
+    created: list[ModelRepository] = []
+
+    async def make(config, loader) -> ModelRepository:
+        repository = ModelRepository(config, metrics, loader=loader)
+        repository.start()
+        created.append(repository)
+        return repository
+
+    yield make
+    for repository in created:
+        await repository.close()
+
+
+async def test_models_load_concurrently(tmp_path, repository):
+    both_loading = threading.Barrier(2, timeout=10)
+    base = fake_loader(FakeRuntime())
+
+    def loader(config, server, progress):
+        both_loading.wait()  # raises BrokenBarrierError unless the two loads overlap
+        return base(config, server, progress)
+
+    config = repository_config(tmp_path, {}, {"name": "second"})
+    models = await repository(config, loader)
+    await models.wait_loaded()
+
+    assert [h.state for h in models.handles] == [ModelState.READY, ModelState.READY]
+
+
+async def test_get_unknown_model_lists_the_available_ones(tmp_path, repository):
+    models = await repository(repository_config(tmp_path, {}), fake_loader(FakeRuntime()))
+    with pytest.raises(ModelNotFound) as error:
+        models.get("nope")
+    assert error.value.available == ["digits"]
+    assert models.get().name == "digits"
+
+
+async def test_infer_before_ready_and_with_a_wrong_shape_raise_typed_errors(tmp_path, repository):
+    gate = threading.Event()
+    models = await repository(
+        repository_config(tmp_path, {}), fake_loader(FakeRuntime(), gate=gate)
+    )
+    handle = models.get("digits")
+
+    with pytest.raises(ModelNotReady, match=r"model 'digits' is not ready \(LOADING\)"):
+        await handle.infer(DIGIT_BATCH, None)
+    assert not models.ready
+    gate.set()
+    await models.wait_loaded()
+    assert models.ready
+    with pytest.raises(InvalidInput, match=r"takes float32 \(N, 1, 8, 8\) batches"):
+        await handle.infer(np.zeros((1, 3, 8, 8), np.float32), None)
+    outputs = await handle.infer(DIGIT_BATCH, None)
+    assert outputs.shape == (1, 2)
+
+
+async def test_each_instance_has_a_batcher_and_requests_go_to_the_least_loaded(
+    tmp_path, repository
+):
+    runtime = FakeRuntime(blocked=True)
+    config = repository_config(tmp_path, {"instances": 2, "batching": {"max_batch_size": 1}})
+    models = await repository(config, fake_loader(runtime))
+    await models.wait_loaded()
+    handle = models.get("digits")
+
+    tasks = [asyncio.create_task(handle.infer(DIGIT_BATCH, None)) for _ in range(6)]
+    await asyncio.to_thread(runtime.wait_started, 2)  # both instances busy at once
+    queued = [b.queued_images for b in handle.batchers]
+    runtime.gate.set()
+    await asyncio.gather(*tasks)
+
+    assert len(handle.batchers) == 2
+    assert queued == [2, 2]
+
+
+async def test_close_stops_accepting_and_answers_every_queued_request(tmp_path, repository):
+    runtime = FakeRuntime(blocked=True)
+    models = await repository(repository_config(tmp_path, {}), fake_loader(runtime))
+    await models.wait_loaded()
+    handle = models.get("digits")
+    queued = [
+        asyncio.create_task(handle.infer(images(float(v), shape=(1, 8, 8)), None)) for v in range(5)
+    ]
+    await asyncio.to_thread(runtime.wait_started)
+
+    closing = asyncio.create_task(models.close())
+    await asyncio.sleep(0.05)
+    assert not models.ready and not closing.done()
+    with pytest.raises(ModelNotReady, match="shutting down"):
+        await handle.infer(DIGIT_BATCH, None)
+    runtime.gate.set()
+    await closing
+
+    results = await asyncio.gather(*queued)
+    assert [r[0, 0] for r in results] == [64.0 * v for v in range(5)]
+
+
+async def test_lifespan_shutdown_drains_requests_in_flight(tmp_path):
+    runtime = FakeRuntime(blocked=True, num_classes=10)
+    config = repository_config(tmp_path, {})
+    body = png_bytes(np.zeros((8, 8), np.uint8))
+    async with in_process(config, fake_loader(runtime)) as (client, _):
+        request = asyncio.create_task(
+            client.post("/predict", content=body, headers={"content-type": "image/png"})
+        )
+        await asyncio.to_thread(runtime.wait_started)
+        threading.Timer(0.2, runtime.gate.set).start()  # opens while the lifespan drains
+    response = await request
+
+    assert response.status_code == 200

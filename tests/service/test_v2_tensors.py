@@ -1,0 +1,73 @@
+"""The V2 tensor codec shared by REST and gRPC."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from service.errors import InvalidInput
+from service.v2 import (
+    GRPC_CONTENTS_FIELDS,
+    datatype_of,
+    numpy_dtype,
+    tensor_from_data,
+    tensor_from_raw,
+    tensor_to_data,
+    tensor_to_raw,
+)
+
+
+def test_flat_and_nested_data_decode_to_the_same_tensor():
+    flat = tensor_from_data("x", "FP32", [2, 3], [1, 2, 3, 4, 5, 6])
+    nested = tensor_from_data("x", "FP32", [2, 3], [[1, 2, 3], [4, 5, 6]])
+    assert flat.dtype == np.float32 and flat.shape == (2, 3)
+    np.testing.assert_array_equal(flat, nested)
+
+
+def test_uint8_data_keeps_its_dtype():
+    tensor = tensor_from_data("x", "UINT8", [1, 4], [0, 1, 254, 255])
+    assert tensor.dtype == np.uint8 and tensor.tolist() == [[0, 1, 254, 255]]
+
+
+@pytest.mark.parametrize(
+    ("datatype", "shape", "data", "message"),
+    [
+        ("FP32", [2, 3], [1, 2, 3], "shape [2, 3] needs 6 values, data has 3"),
+        ("FP32", [3, 2], [[1, 2, 3], [4, 5, 6]], "nested data has shape [2, 3], not [3, 2]"),
+        ("FP32", [2, 2], [[1, 2], [3]], "ragged"),
+        ("FP32", [-1, 2], [1, 2], "negative dimension"),
+        ("FP32", "2x2", [1, 2, 3, 4], "shape must be a list of integers"),
+        ("FP32", [2], ["a", "b"], "FP32 data must be numbers"),
+        ("UINT8", [2], [1, 256], "UINT8 values must lie in [0, 255]"),
+        ("UINT8", [2], [-1, 3], "UINT8 values must lie in [0, 255]"),
+        ("UINT8", [2], [1.5, 3], "UINT8 data must be integers"),
+        ("BOOL", [1], [1], "BOOL data must be true/false"),
+        ("FP31", [1], [1], "unknown datatype 'FP31'"),
+    ],
+)
+def test_bad_tensors_raise_invalid_input_naming_the_tensor(datatype, shape, data, message):
+    with pytest.raises(InvalidInput) as error:
+        tensor_from_data("pixels", datatype, shape, data)
+    assert "pixels" in str(error.value) or "datatype" in str(error.value)
+    assert message in str(error.value)
+
+
+def test_raw_bytes_are_little_endian_row_major():
+    array = np.arange(6, dtype=np.float32).reshape(2, 3)
+    raw = tensor_to_raw(array)
+    assert raw == array.astype("<f4").tobytes()
+    np.testing.assert_array_equal(tensor_from_raw("x", "FP32", [2, 3], raw), array)
+    with pytest.raises(InvalidInput, match="needs 24 bytes, got 20"):
+        tensor_from_raw("x", "FP32", [2, 3], raw[:20])
+
+
+def test_datatype_names_round_trip_and_map_to_grpc_contents():
+    for name in ("BOOL", "UINT8", "INT32", "INT64", "FP32", "FP64"):
+        assert datatype_of(np.zeros(1, numpy_dtype(name))) == name
+    assert GRPC_CONTENTS_FIELDS["FP32"] == "fp32_contents"
+    assert GRPC_CONTENTS_FIELDS["UINT8"] == "uint_contents"
+    assert "FP16" not in GRPC_CONTENTS_FIELDS  # raw only
+
+
+def test_outputs_encode_as_flat_row_major_lists():
+    assert tensor_to_data(np.array([[1.5, 2.5], [3.5, 4.5]], np.float32)) == [1.5, 2.5, 3.5, 4.5]
