@@ -1,0 +1,108 @@
+"""ModelInfer tensors <-> numpy: typed `InferTensorContents` and little-endian raw bytes.
+
+Only the gRPC wire encoding lives here. Datatype names, shape checks and raw byte layout come
+from the V2 codec shared with REST (`service.v2`), which also decides what a model accepts.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from service.errors import InvalidInput
+from service.grpc.generated import grpc_predict_v2_pb2 as pb
+from service.v2 import (
+    GRPC_CONTENTS_FIELDS,
+    InputTensor,
+    OutputTensor,
+    numpy_dtype,
+    tensor_from_raw,
+    tensor_to_raw,
+)
+from service.v2.tensors import check_shape
+
+WireInput = pb.ModelInferRequest.InferInputTensor
+
+
+def uses_raw_contents(request: pb.ModelInferRequest) -> bool:
+    """Whether the request sent raw bytes, so that the response answers in raw bytes too."""
+    return len(request.raw_input_contents) > 0
+
+
+def decode_inputs(request: pb.ModelInferRequest) -> list[InputTensor]:
+    """The request's input tensors as arrays; `InvalidInput` names the bad tensor."""
+    if not uses_raw_contents(request):
+        return [_from_contents(tensor) for tensor in request.inputs]
+    raw = request.raw_input_contents
+    if len(raw) != len(request.inputs):
+        raise InvalidInput(
+            f"raw_input_contents holds {len(raw)} entries for {len(request.inputs)} inputs; "
+            "it needs one per input, in the order of `inputs`"
+        )
+    typed = [tensor.name for tensor in request.inputs if tensor.HasField("contents")]
+    if typed:
+        raise InvalidInput(
+            f"input {typed[0]!r} has typed contents but the request uses raw_input_contents; "
+            "send every input in one style"
+        )
+    return [
+        InputTensor(t.name, t.datatype, tensor_from_raw(t.name, t.datatype, list(t.shape), data))
+        for t, data in zip(request.inputs, raw, strict=True)
+    ]
+
+
+def encode_outputs(
+    response: pb.ModelInferResponse, outputs: list[OutputTensor], *, raw: bool
+) -> None:
+    """Append `outputs` to the response as raw_output_contents or typed contents."""
+    for output in outputs:
+        tensor = response.outputs.add(
+            name=output.name, datatype=output.datatype, shape=output.array.shape
+        )
+        if raw:
+            response.raw_output_contents.append(tensor_to_raw(output.array))
+        else:
+            field = getattr(tensor.contents, GRPC_CONTENTS_FIELDS[output.datatype])
+            field.extend(output.array.ravel().tolist())
+
+
+def _from_contents(tensor: WireInput) -> InputTensor:
+    dtype = numpy_dtype(tensor.datatype)
+    shape = check_shape(tensor.name, list(tensor.shape))
+    field = GRPC_CONTENTS_FIELDS.get(tensor.datatype)
+    if field is None:
+        raise InvalidInput(
+            f"input {tensor.name!r}: {tensor.datatype} has no typed contents field; "
+            "send it in raw_input_contents"
+        )
+    others = [f.name for f, _ in tensor.contents.ListFields() if f.name != field]
+    if others:
+        raise InvalidInput(
+            f"input {tensor.name!r}: a {tensor.datatype} tensor takes contents.{field}, "
+            f"got contents.{others[0]}"
+        )
+    values = getattr(tensor.contents, field)
+    count = math.prod(shape)
+    if len(values) != count:
+        raise InvalidInput(
+            f"input {tensor.name!r}: shape {list(shape)} needs {count} values, "
+            f"contents.{field} holds {len(values)}"
+        )
+    return InputTensor(tensor.name, tensor.datatype, _narrow(tensor, values, dtype).reshape(shape))
+
+
+def _narrow(tensor: WireInput, values, dtype: np.dtype) -> np.ndarray:
+    """The field's values (e.g. uint32 for UINT8) in the datatype's dtype, range-checked."""
+    if dtype == np.dtype(object):  # BYTES
+        return np.array(list(values), dtype=object)
+    wide = np.asarray(values)
+    if dtype.kind in "iu" and wide.size:
+        limits = np.iinfo(dtype)
+        low, high = wide.min(), wide.max()
+        if low < limits.min or high > limits.max:
+            raise InvalidInput(
+                f"input {tensor.name!r}: {tensor.datatype} values must lie in "
+                f"[{limits.min}, {limits.max}], got [{low}, {high}]"
+            )
+    return wide.astype(dtype, copy=False)
