@@ -18,13 +18,11 @@ import torch
 from torch import nn
 
 from models.blocks import BLOCK_TYPES, ConvModern
-from models.blocks.common import ConvNormAct
+from models.blocks.common import BlockLayers, ConvNormAct, norm_conv_downsample
 from models.layers import (
-    act_factory,
     adaptive_avg_pool_type,
     conv_type,
     make_norm,
-    norm_factory,
 )
 from models.spec import NetworkSpec, StageSpec, StemSpec
 
@@ -57,15 +55,8 @@ def conv_stem(
     pool: bool = False,
 ) -> nn.Sequential:
     """conv(k, s, "same" padding) → norm → act, then an optional 3/2 max-pool (ResNet)."""
-    stem = ConvNormAct(
-        in_chans,
-        width,
-        kernel_size,
-        stride,
-        dims=dims,
-        norm=norm_factory(norm, dims, **(norm_kwargs or {})),
-        act=act_factory(act),
-    )
+    layers = BlockLayers.resolve(dims, norm, act, norm_kwargs)
+    stem = ConvNormAct(in_chans, width, kernel_size, stride, layers=layers)
     if pool:
         stem.add_module("pool", _MAX_POOL[dims](kernel_size=3, stride=2, padding=1))
     return stem
@@ -97,20 +88,6 @@ STEM_TYPES: dict[str, Callable[..., nn.Module]] = {
 }
 
 
-def norm_conv_downsample(
-    in_chs: int,
-    out_chs: int,
-    stride: int,
-    *,
-    dims: int,
-    norm: str = "layer",
-    norm_kwargs: dict | None = None,
-) -> nn.Sequential:
-    """norm → conv(kernel = stride = `stride`, bias): ConvNeXt's between-stage downsampling."""
-    conv = conv_type(dims)(in_chs, out_chs, stride, stride=stride, bias=True)
-    return nn.Sequential(make_norm(norm, in_chs, dims, **(norm_kwargs or {})), conv)
-
-
 DOWNSAMPLE_TYPES: dict[str, Callable[..., nn.Module]] = {"norm_conv": norm_conv_downsample}
 
 
@@ -134,14 +111,11 @@ class ClassifierHead(nn.Module):
     def __init__(self, spec: NetworkSpec, in_chs: int):
         super().__init__()
         head, dims = spec.head, spec.dims
-        norm = norm_factory(head.norm, dims, **head.norm_kwargs)
-        act = act_factory(head.act)
+        layers = BlockLayers.resolve(dims, head.norm, head.act, head.norm_kwargs)
         if head.pre_pool == "conv_norm_act":
-            self.pre_pool = ConvNormAct(
-                in_chs, head.pre_pool_width, 1, dims=dims, norm=norm, act=act
-            )
+            self.pre_pool = ConvNormAct(in_chs, head.pre_pool_width, layers=layers)
         elif head.pre_pool == "norm_act":
-            self.pre_pool = nn.Sequential(norm(in_chs), act(in_chs))
+            self.pre_pool = nn.Sequential(layers.norm(in_chs), layers.act(in_chs))
         else:
             self.pre_pool = None
         pool_type = adaptive_avg_pool_type(dims) if head.pool == "avg" else _ADAPTIVE_MAX_POOL[dims]

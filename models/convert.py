@@ -26,21 +26,9 @@ import torch
 
 from models.builder import build_network
 from models.registry import model_spec
+from models.torchvision_names import TORCHVISION_MODELS
 
 __all__ = ["TORCHVISION_MODELS", "ConversionError", "from_torchvision"]
-
-TORCHVISION_MODELS = (
-    "resnet18",
-    "resnet34",
-    "resnet50",
-    "resnet101",
-    "resnet152",
-    "resnext50_32x4d",
-    "wide_resnet50_2",
-    "mobilenet_v2",
-    "efficientnet_v2_s",
-    "convnext_tiny",
-)
 
 
 class ConversionError(ValueError):

@@ -34,10 +34,11 @@ def check_dims(dims: int) -> int:
     return dims
 
 
-def _check_name(kind: str, name: str, allowed: tuple[str, ...]) -> str:
-    if name not in allowed:
-        raise ValueError(f"unknown {kind} {name!r}; allowed values: {', '.join(allowed)}")
-    return name
+def check_choice(kind: str, value: str, allowed: tuple[str, ...]) -> str:
+    """Return `value` if it is one of `allowed`, else raise ValueError listing them."""
+    if value not in allowed:
+        raise ValueError(f"unknown {kind} {value!r}; allowed values: {', '.join(allowed)}")
+    return value
 
 
 def conv_type(dims: int) -> type[nn.Module]:
@@ -78,7 +79,7 @@ def make_norm(name: str, channels: int, dims: int, **kwargs) -> nn.Module:
 
 def norm_factory(name: str, dims: int, **kwargs) -> LayerFactory:
     """Resolve a normalizer name once into a ``channels -> nn.Module`` factory."""
-    _check_name("normalizer", name, NORMALIZERS)
+    check_choice("normalizer", name, NORMALIZERS)
     check_dims(dims)
     if name == "batch":
         return functools.partial(_BATCH_NORM[dims], **kwargs)
@@ -96,7 +97,7 @@ def make_act(name: str, channels: int = 1) -> nn.Module:
 
 def act_factory(name: str) -> LayerFactory:
     """Resolve an activator name once into a ``channels -> nn.Module`` factory."""
-    _check_name("activator", name, ACTIVATORS)
+    check_choice("activator", name, ACTIVATORS)
     if name == "prelu":
         return _prelu
     return _ACT_TYPES[name]

@@ -12,13 +12,16 @@ the rule's input in eval mode and writes ``<name>.json``: versions, input seed a
 ordered state-dict layout (key, shape, dtype) and the output logits. No weights are stored;
 the parity test rebuilds them from the layout with the same rule.
 
-Self-contained: imports only torch, torchvision, numpy and the fill rule, not blockserve.
+Self-contained: imports only torch, torchvision, numpy and the fill rule, and reads the name
+list from models/torchvision_names.py by path: the `models` package (pinned to the project's
+torch) is never imported.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import runpy
 import sys
 from pathlib import Path
 
@@ -27,22 +30,14 @@ import torch
 import torchvision
 from torchvision import models
 
-FIXTURE_DIR = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "torchvision"
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURE_DIR = ROOT / "tests" / "fixtures" / "torchvision"
 sys.path.insert(0, str(FIXTURE_DIR))
 from fill_rule import INPUT_SEED, INPUT_SHAPE, fill_tensor, make_input  # noqa: E402
 
-MODELS = (
-    "resnet18",
-    "resnet34",
-    "resnet50",
-    "resnet101",
-    "resnet152",
-    "resnext50_32x4d",
-    "wide_resnet50_2",
-    "mobilenet_v2",
-    "efficientnet_v2_s",
-    "convnext_tiny",
-)
+TORCHVISION_MODELS = runpy.run_path(str(ROOT / "models" / "torchvision_names.py"))[
+    "TORCHVISION_MODELS"
+]
 
 
 def make_fixture(name: str) -> dict:
@@ -68,7 +63,9 @@ def make_fixture(name: str) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("names", nargs="*", default=MODELS, help="models (default: all)")
+    parser.add_argument(
+        "names", nargs="*", default=TORCHVISION_MODELS, help="models (default: all)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(2)
     for name in args.names:

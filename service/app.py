@@ -1,7 +1,8 @@
 """The FastAPI application factory; its lifespan owns the repository, pools and gRPC server.
 
-Startup starts loading every model in the background (liveness is immediate, readiness waits
-for the default model) and starts the gRPC server on the same loop and repository. Shutdown
+Startup starts the gRPC server on the same loop and repository (so a taken port fails before
+any model loads), then loads every model in the background (liveness is immediate, readiness
+waits for the default model). Shutdown
 stops gRPC (in-flight calls finish), then drains every batcher: every accepted request is
 answered. uvicorn has already stopped accepting HTTP and finished in-flight HTTP requests by
 the time the lifespan shuts down.
@@ -45,10 +46,11 @@ def create_app(
 
         registry = Metrics()
         repository = ModelRepository(config, registry, loader=loader)
+        # Bind gRPC first: a taken port fails startup before any model starts loading.
+        grpc_server = await start_grpc_server(repository, config.server.grpc, grpc_host)
         pool = ThreadPoolExecutor(config.server.decode_threads, thread_name_prefix="decode")
         app.state.serving = Serving(config, repository, registry, pool)
         repository.start()
-        grpc_server = await start_grpc_server(repository, config.server.grpc, grpc_host)
         try:
             yield
         finally:

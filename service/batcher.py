@@ -106,7 +106,6 @@ class Batcher:
         self._max_delay_s = batching.max_delay_ms / 1000
         self._max_queue = batching.max_queue
         self._executor = executor
-        self._metrics = metrics
         self._retry_after_s = retry_after_s
         self._more_coming = more_coming
         self._buffer = np.empty((self._max_batch, *self.input_shape), np.float32)
@@ -115,8 +114,12 @@ class Batcher:
         self._wakeup = asyncio.Event()
         self._closing = False
         self._worker: asyncio.Task[None] | None = None
+        # The per-model metric children, looked up once instead of per request and batch.
         self._depth = metrics.queue_depth.labels(model=model, instance=str(instance))
         self._depth.set(0)
+        self._queue_seconds = metrics.queue_seconds.labels(model=model)
+        self._batch_size = metrics.batch_size.labels(model=model)
+        self._compute_seconds = metrics.compute_seconds.labels(model=model)
 
     @property
     def queued_images(self) -> int:
@@ -232,7 +235,7 @@ class Batcher:
                     )
                 continue
             if request.taken == 0:
-                self._metrics.queue_seconds.labels(model=self.model).observe(now - request.enqueued)
+                self._queue_seconds.observe(now - request.enqueued)
             count = min(request.remaining, self._max_batch - batch.size)
             batch.slices.append(_Slice(request, request.taken, batch.size, count))
             request.taken += count
@@ -248,15 +251,13 @@ class Batcher:
         for part in batch.slices:
             rows = part.request.images[part.start : part.start + part.count]
             inputs[part.offset : part.offset + part.count] = rows
-        self._metrics.batch_size.labels(model=self.model).observe(batch.size)
+        self._batch_size.observe(batch.size)
         started = time.monotonic()
         try:
             outputs = await asyncio.get_running_loop().run_in_executor(
                 self._executor, self._runtime.run, inputs
             )
-            self._metrics.compute_seconds.labels(model=self.model).observe(
-                time.monotonic() - started
-            )
+            self._compute_seconds.observe(time.monotonic() - started)
             if len(outputs) != batch.size:
                 raise RuntimeError(f"runtime returned {len(outputs)} rows for {batch.size} inputs")
             self._deliver(batch, outputs)

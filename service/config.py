@@ -109,6 +109,14 @@ class PreprocessConfig(_Strict):
         return self
 
 
+class OrtConfig(_Strict):
+    """ONNX Runtime session options of a model (`format: onnx` only)."""
+
+    # Idle intra-op threads busy-wait for the next run when true: a little lower latency on
+    # dedicated cores, but they steal the CPU from decoding and other models when it is shared.
+    allow_spinning: bool = False
+
+
 class ModelConfig(_Strict):
     name: Annotated[str, Field(pattern=MODEL_NAME_PATTERN)]
     arch: str
@@ -121,6 +129,13 @@ class ModelConfig(_Strict):
     preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig)
     labels: list[str] | None = None  # a list, or a file path (one label per line) in the YAML
     top_k: PositiveInt = 5
+    ort: OrtConfig = Field(default_factory=OrtConfig)
+
+    @model_validator(mode="after")
+    def _check_runtime_section(self) -> ModelConfig:
+        if "ort" in self.model_fields_set and self.format != "onnx":
+            raise ValueError(f"ort options apply to format 'onnx' only, not {self.format!r}")
+        return self
 
     @field_validator("weights", mode="before")
     @classmethod

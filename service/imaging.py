@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import io
 import math
 import warnings
@@ -72,6 +73,19 @@ class Preprocess:
     def input_shape(self) -> tuple[int, int, int]:
         return (1 if self.channels == "gray" else 3, *self.crop)
 
+    def normalise(self, pixels: np.ndarray) -> np.ndarray:
+        """Pixels 0..255 (..., C, H, W) -> float32 model input ``(pixels / 255 - mean) / std``."""
+        mean, std = self._stats
+        return (pixels.astype(np.float32, copy=False) / 255.0 - mean) / std
+
+    @functools.cached_property
+    def _stats(self) -> tuple[np.ndarray, np.ndarray]:
+        """mean and std as float32 (C, 1, 1), built once instead of per image."""
+        return (
+            np.asarray(self.mean, np.float32).reshape(-1, 1, 1),
+            np.asarray(self.std, np.float32).reshape(-1, 1, 1),
+        )
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -109,9 +123,7 @@ def decode_image(data: bytes, preprocess: Preprocess, max_pixels: int, out: np.n
     except _DECODE_ERRORS as error:
         raise CorruptImage(f"corrupt {image.format or 'image'} data: {error}") from None
     pixels = np.asarray(image, dtype=np.float32).reshape(*preprocess.crop, -1)  # (H, W, C)
-    mean = np.asarray(preprocess.mean, np.float32)
-    std = np.asarray(preprocess.std, np.float32)
-    out[...] = ((pixels / 255.0 - mean) / std).transpose(2, 0, 1)  # (C, H, W)
+    out[...] = preprocess.normalise(pixels.transpose(2, 0, 1))  # (C, H, W)
 
 
 def decode_images(blobs: list[bytes], preprocess: Preprocess, max_pixels: int) -> np.ndarray:

@@ -1,9 +1,9 @@
 """The model repository: loads every configured model concurrently and routes inference.
 
-Per model: build the network -> export a bundle (cached) -> load one runtime per instance ->
-warm up -> READY, with one `Batcher` per instance. A model that fails is FAILED with its
-reason; the others still serve. Free of any web framework: REST and gRPC share it through
-`await repository.get(name).infer(batch, deadline)`.
+Per model: export a bundle (cached; the exporter builds the network only on a cache miss) ->
+load one runtime per instance -> warm up -> READY, with one `Batcher` per instance. A model
+that fails is FAILED with its reason; the others still serve. Free of any web framework: REST
+and gRPC share it through `await repository.get(name).infer(batch, deadline)`.
 """
 
 from __future__ import annotations
@@ -20,9 +20,8 @@ from enum import StrEnum
 from typing import Any
 
 import numpy as np
-from torch import nn
 
-from models import create_model, load_weights, model_default_cfg
+from models import create_model, model_default_cfg, model_spec
 from models.digits import DIGITS_ARCH
 from models.export import export_bundle, load_bundle
 from models.summary import Summary, summarize
@@ -57,7 +56,6 @@ class LoadedModel:
     input_shape: tuple[int, ...]  # (C, H, W), no batch dimension
     num_classes: int
     device: str
-    network: nn.Module | None = None  # the eager model, for summaries
 
 
 Loader = Callable[[ModelConfig, ServerConfig, Callable[[str], None]], LoadedModel]
@@ -66,7 +64,11 @@ Loader = Callable[[ModelConfig, ServerConfig, Callable[[str], None]], LoadedMode
 def load_model(
     config: ModelConfig, server: ServerConfig, progress: Callable[[str], None]
 ) -> LoadedModel:
-    """Build, export (cached), load and warm up one model. Blocking: runs in a thread."""
+    """Export (cached), load and warm up one model. Blocking: runs in a thread.
+
+    The spec validates arch and overrides up front; the network itself is built (and the
+    weights checked against it) by `export_bundle`, only when no identical bundle is cached.
+    """
     default = model_default_cfg(config.arch)
     preprocess = Preprocess.resolve(config.preprocess, default)
     if config.weights is not None and not config.weights.is_file():
@@ -74,12 +76,7 @@ def load_model(
             f"weights file {config.weights} not found"
             + (" (create it with `blockserve train-digits`)" if config.arch == DIGITS_ARCH else "")
         )
-    progress("building")
-    network = create_model(config.arch, **config.overrides)
-    if config.weights is not None:
-        load_weights(network, config.weights)
-    network.eval()
-    num_classes = network.spec.head.num_classes
+    num_classes = model_spec(config.arch, **config.overrides).head.num_classes
     labels = _labels(config.labels or _fitting(default.labels, num_classes), num_classes)
     bundle_dir = export_bundle(
         config.arch,
@@ -95,7 +92,7 @@ def load_model(
     )
     bundle = load_bundle(bundle_dir)
     progress(f"loading {config.instances} runtime(s) from {bundle_dir}")
-    options = {"intra_op_threads": server.ort_threads} if config.format == "onnx" else {}
+    options = runtime_options(config, server)
     runtimes = [_load_runtime(bundle, config.device, options) for _ in range(config.instances)]
     for runtime in runtimes:
         runtime.warmup()
@@ -110,14 +107,21 @@ def load_model(
         input_shape=tuple(first.input_meta.shape[1:]),
         num_classes=num_classes,
         device=first.device,
-        network=network,
     )
+
+
+def runtime_options(config: ModelConfig, server: ServerConfig) -> dict[str, Any]:
+    """The `load_runtime` options of the model's format (unset ones left to the runtime)."""
+    if config.format != "onnx":
+        return {}
+    options = {"intra_op_threads": server.ort_threads, "allow_spinning": config.ort.allow_spinning}
+    return {name: value for name, value in options.items() if value is not None}
 
 
 def _load_runtime(bundle, device: str, options: dict[str, Any]):
     from service.runtimes import load_runtime  # imports onnxruntime: only when loading
 
-    return load_runtime(bundle, device, **{k: v for k, v in options.items() if v is not None})
+    return load_runtime(bundle, device, **options)
 
 
 def _fitting(labels: list[str] | None, num_classes: int) -> list[str] | None:
@@ -194,13 +198,15 @@ class ModelHandle:
                     batcher.poke()
 
     def summary(self) -> Summary:
-        """The architecture summary at the served input size (computed once; blocking)."""
-        network = self.loaded.network if self.loaded else None
-        if network is None:
-            raise ModelNotReady(self.name, self.state, self.reason or "no network to summarise")
+        """The architecture summary at the served input size (computed once; blocking).
+
+        Shapes and parameter counts do not depend on the weights, so the network is built
+        here, on the first request, and not kept."""
+        loaded = self.ready()
         with self._summary_lock:
             if self._summary is None:
-                self._summary = summarize(network, self.loaded.input_shape)
+                network = create_model(self.config.arch, **self.config.overrides).eval()
+                self._summary = summarize(network, loaded.input_shape)
             return self._summary
 
     def describe(self) -> dict[str, Any]:

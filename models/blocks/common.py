@@ -1,9 +1,12 @@
-"""Building pieces shared by the block families: conv-norm-act, squeeze-excitation, the
-residual merge and the 1d/2d/3d bindings."""
+"""Building pieces shared by the block families: argument checks, norm/act resolved once
+(`BlockLayers`), "same" convs, conv-norm-act, squeeze-excitation, the ConvNeXt downsampling,
+the residual merge and the 1d/2d/3d bindings."""
 
 from __future__ import annotations
 
+import functools
 import inspect
+from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
@@ -17,6 +20,8 @@ from models.layers import (
     adaptive_avg_pool_type,
     conv_type,
     is_null,
+    resolve_act,
+    resolve_norm,
 )
 
 
@@ -33,15 +38,10 @@ def check_stride(stride: int) -> int:
     return stride
 
 
-def check_choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise ValueError(f"unknown {name} {value!r}; allowed values: {', '.join(allowed)}")
-    return value
-
-
-def has_norm(norm: LayerFactory) -> bool:
-    """False when the norm factory resolves to the `null` placeholder."""
-    return not is_null(norm(1))
+def check_block_args(in_chs: int, out_chs: int, stride: int, **more_channels: int) -> None:
+    """The checks every stage block starts with: positive channel counts and stride."""
+    check_channels(in_chs=in_chs, out_chs=out_chs, **more_channels)
+    check_stride(stride)
 
 
 def make_divisible(value: float, divisor: int = 8) -> int:
@@ -52,11 +52,76 @@ def make_divisible(value: float, divisor: int = 8) -> int:
     return rounded
 
 
+def same_conv(
+    dims: int,
+    in_chs: int,
+    out_chs: int,
+    kernel_size: int = 1,
+    stride: int = 1,
+    *,
+    bias: bool,
+    groups: int = 1,
+    dilation: int = 1,
+) -> nn.Module:
+    """Conv whose padding keeps the size ("same") for odd kernels:
+    ``(kernel_size - 1) // 2 * dilation``."""
+    padding = (kernel_size - 1) // 2 * dilation
+    conv = conv_type(dims)
+    return conv(in_chs, out_chs, kernel_size, stride, padding, dilation, groups, bias=bias)
+
+
+@dataclass(frozen=True)
+class BlockLayers:
+    """A block's normalization and activation, resolved once from names or factories, and its
+    convs, which carry a bias exactly when the norm is `null`."""
+
+    dims: int
+    norm: LayerFactory
+    act: LayerFactory
+
+    @classmethod
+    def resolve(
+        cls,
+        dims: int,
+        norm_layer: str | LayerFactory,
+        act_layer: str | LayerFactory,
+        norm_kwargs: dict | None = None,
+    ) -> BlockLayers:
+        return cls(dims, resolve_norm(norm_layer, dims, norm_kwargs), resolve_act(act_layer))
+
+    @functools.cached_property
+    def has_norm(self) -> bool:
+        """False when the norm resolves to the `null` placeholder."""
+        return not is_null(self.norm(1))
+
+    def conv(
+        self,
+        in_chs: int,
+        out_chs: int,
+        kernel_size: int = 1,
+        stride: int = 1,
+        *,
+        groups: int = 1,
+        dilation: int = 1,
+    ) -> nn.Module:
+        """A "same" conv feeding this norm: bias only without a norm."""
+        return same_conv(
+            self.dims,
+            in_chs,
+            out_chs,
+            kernel_size,
+            stride,
+            bias=not self.has_norm,
+            groups=groups,
+            dilation=dilation,
+        )
+
+
 class ConvNormAct(nn.Sequential):
     """conv → norm → act, children named `conv`, `norm`, `act`.
 
-    A `null` norm or act is left out; the conv has a bias exactly when there is no norm.
-    Padding keeps the size ("same") for odd kernels: ``(kernel_size - 1) // 2 * dilation``.
+    A `null` norm or act (or ``act=False``) is left out; the conv has a bias exactly when there
+    is no norm, and keeps the size for odd kernels (`same_conv`).
     """
 
     def __init__(
@@ -66,27 +131,18 @@ class ConvNormAct(nn.Sequential):
         kernel_size: int = 1,
         stride: int = 1,
         *,
-        dims: int,
-        norm: LayerFactory,
-        act: LayerFactory | None = None,
+        layers: BlockLayers,
+        act: bool = True,
         groups: int = 1,
         dilation: int = 1,
     ):
         super().__init__()
-        norm_layer = norm(out_chs)
-        self.conv = conv_type(dims)(
-            in_chs,
-            out_chs,
-            kernel_size,
-            stride=stride,
-            padding=(kernel_size - 1) // 2 * dilation,
-            dilation=dilation,
-            groups=groups,
-            bias=is_null(norm_layer),
+        self.conv = layers.conv(
+            in_chs, out_chs, kernel_size, stride, groups=groups, dilation=dilation
         )
-        if not is_null(norm_layer):
-            self.norm = norm_layer
-        act_layer = act(out_chs) if act is not None else nn.Identity()
+        if layers.has_norm:
+            self.norm = layers.norm(out_chs)
+        act_layer = layers.act(out_chs) if act else nn.Identity()
         if not is_null(act_layer):
             self.act = act_layer
 
@@ -107,6 +163,20 @@ class SqueezeExcite(nn.Module):
         scale = self.avgpool(x)  # (B, C, 1, ...)
         scale = self.fc2(self.activation(self.fc1(scale)))
         return x * self.scale_activation(scale)
+
+
+def norm_conv_downsample(
+    in_chs: int,
+    out_chs: int,
+    stride: int,
+    *,
+    dims: int,
+    norm: str = "layer",
+    norm_kwargs: dict | None = None,
+) -> nn.Sequential:
+    """norm → conv(kernel = stride = `stride`, bias): ConvNeXt's between-stage downsampling."""
+    conv = conv_type(dims)(in_chs, out_chs, stride, stride=stride, bias=True)
+    return nn.Sequential(resolve_norm(norm, dims, norm_kwargs)(in_chs), conv)
 
 
 class ResidualBlock(nn.Module):

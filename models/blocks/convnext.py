@@ -3,8 +3,13 @@
 import torch
 from torch import nn
 
-from models.blocks.common import ResidualBlock, bind_dims, check_channels, check_stride
-from models.layers import LayerFactory, LayerNormNd, conv_type, resolve_act
+from models.blocks.common import (
+    ResidualBlock,
+    bind_dims,
+    check_block_args,
+    norm_conv_downsample,
+)
+from models.layers import LayerFactory, conv_type, resolve_act
 
 
 class ConvNeXtBlock(ResidualBlock):
@@ -32,20 +37,17 @@ class ConvNeXtBlock(ResidualBlock):
         norm_kwargs: dict | None = None,
     ):
         super().__init__()
-        check_channels(in_chs=in_chs, out_chs=out_chs, mlp_ratio=mlp_ratio)
-        check_stride(stride)
+        check_block_args(in_chs, out_chs, stride, mlp_ratio=mlp_ratio)
         norm_kwargs = {"eps": 1e-6, **(norm_kwargs or {})}
-        conv = conv_type(dims)
         hidden = mlp_ratio * out_chs
         self.downsample = (
-            nn.Sequential(
-                LayerNormNd(in_chs, **norm_kwargs),
-                conv(in_chs, out_chs, kernel_size=stride, stride=stride),
-            )
+            norm_conv_downsample(in_chs, out_chs, stride, dims=dims, norm_kwargs=norm_kwargs)
             if stride != 1 or in_chs != out_chs
             else None
         )
-        self.conv_dw = conv(out_chs, out_chs, kernel_size, padding=kernel_size // 2, groups=out_chs)
+        self.conv_dw = conv_type(dims)(
+            out_chs, out_chs, kernel_size, padding=kernel_size // 2, groups=out_chs
+        )
         self.norm = nn.LayerNorm(out_chs, **norm_kwargs)
         self.pwconv1 = nn.Linear(out_chs, hidden)
         self.act = resolve_act(act_layer)(hidden)

@@ -7,16 +7,15 @@ import torch
 from torch import nn
 
 from models.blocks.common import (
+    BlockLayers,
     ConvNormAct,
     ResidualBlock,
     SqueezeExcite,
     bind_dims,
-    check_channels,
-    check_choice,
-    check_stride,
+    check_block_args,
     make_divisible,
 )
-from models.layers import LayerFactory, resolve_act, resolve_norm
+from models.layers import LayerFactory, check_choice
 
 ChannelRounding = Literal["divisible", "round"]
 CHANNEL_ROUNDINGS = ("divisible", "round")
@@ -72,22 +71,17 @@ class MBConv(ResidualBlock):
         norm_kwargs: dict | None = None,
     ):
         super().__init__()
-        check_channels(in_chs=in_chs, out_chs=out_chs)
-        check_stride(stride)
+        check_block_args(in_chs, out_chs, stride)
         mid = expanded_channels(in_chs, expand_ratio, channel_rounding)
-        layer = {
-            "dims": dims,
-            "norm": resolve_norm(norm_layer, dims, norm_kwargs),
-        }
-        act = resolve_act(act_layer)
-        self.conv_pw = ConvNormAct(in_chs, mid, 1, act=act, **layer) if mid != in_chs else None
-        self.conv_dw = ConvNormAct(mid, mid, kernel_size, stride, groups=mid, act=act, **layer)
+        layers = BlockLayers.resolve(dims, norm_layer, act_layer, norm_kwargs)
+        self.conv_pw = ConvNormAct(in_chs, mid, layers=layers) if mid != in_chs else None
+        self.conv_dw = ConvNormAct(mid, mid, kernel_size, stride, layers=layers, groups=mid)
         self.se = (
             SqueezeExcite(mid, squeeze_channels(in_chs, se_ratio), dims=dims)
             if se_ratio > 0
             else None
         )
-        self.conv_pwl = ConvNormAct(mid, out_chs, 1, **layer)
+        self.conv_pwl = ConvNormAct(mid, out_chs, layers=layers, act=False)
         self.add_residual(_identity_if_same_shape(in_chs, out_chs, stride), drop_path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C_in, *S)
@@ -124,19 +118,14 @@ class FusedMBConv(ResidualBlock):
         norm_kwargs: dict | None = None,
     ):
         super().__init__()
-        check_channels(in_chs=in_chs, out_chs=out_chs)
-        check_stride(stride)
+        check_block_args(in_chs, out_chs, stride)
         mid = expanded_channels(in_chs, expand_ratio, channel_rounding)
-        layer = {
-            "dims": dims,
-            "norm": resolve_norm(norm_layer, dims, norm_kwargs),
-        }
-        act = resolve_act(act_layer)
+        layers = BlockLayers.resolve(dims, norm_layer, act_layer, norm_kwargs)
         expands = mid != in_chs
         self.conv_exp = ConvNormAct(
-            in_chs, mid if expands else out_chs, kernel_size, stride, act=act, **layer
+            in_chs, mid if expands else out_chs, kernel_size, stride, layers=layers
         )
-        self.conv_pwl = ConvNormAct(mid, out_chs, 1, **layer) if expands else None
+        self.conv_pwl = ConvNormAct(mid, out_chs, layers=layers, act=False) if expands else None
         self.add_residual(_identity_if_same_shape(in_chs, out_chs, stride), drop_path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C_in, *S)
@@ -168,22 +157,17 @@ class DepthwiseSeparable(ResidualBlock):
         norm_kwargs: dict | None = None,
     ):
         super().__init__()
-        check_channels(in_chs=in_chs, out_chs=out_chs)
-        check_stride(stride)
-        layer = {
-            "dims": dims,
-            "norm": resolve_norm(norm_layer, dims, norm_kwargs),
-        }
-        act = resolve_act(act_layer)
+        check_block_args(in_chs, out_chs, stride)
+        layers = BlockLayers.resolve(dims, norm_layer, act_layer, norm_kwargs)
         self.conv_dw = ConvNormAct(
-            in_chs, in_chs, kernel_size, stride, groups=in_chs, act=act, **layer
+            in_chs, in_chs, kernel_size, stride, layers=layers, groups=in_chs
         )
         self.se = (
             SqueezeExcite(in_chs, squeeze_channels(in_chs, se_ratio), dims=dims)
             if se_ratio > 0
             else None
         )
-        self.conv_pw = ConvNormAct(in_chs, out_chs, 1, **layer)
+        self.conv_pw = ConvNormAct(in_chs, out_chs, layers=layers, act=False)
         self.add_residual(_identity_if_same_shape(in_chs, out_chs, stride), drop_path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C_in, *S)

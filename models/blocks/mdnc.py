@@ -8,14 +8,15 @@ The N-d classes take the uniform stage-block constructor; the 1d/2d/3d bindings
 import torch
 from torch import nn
 
-from models.blocks.common import (
-    ResidualBlock,
-    bind_dims,
-    check_channels,
+from models.blocks.common import ResidualBlock, bind_dims, check_channels, check_stride
+from models.layers import (
+    act_factory,
     check_choice,
-    check_stride,
+    conv_type,
+    is_null,
+    norm_factory,
+    upsample_mode,
 )
-from models.layers import act_factory, conv_type, is_null, norm_factory, upsample_mode
 
 LAYER_ORDERS = ("new", "old")
 SCALERS = ("down", "up")

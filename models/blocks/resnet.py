@@ -10,47 +10,29 @@ import torch
 from torch import nn
 
 from models.blocks.common import (
+    BlockLayers,
     ResidualBlock,
     bind_dims,
-    check_channels,
-    check_stride,
-    has_norm,
+    check_block_args,
+    same_conv,
 )
-from models.layers import LayerFactory, conv_type, resolve_act, resolve_norm
+from models.layers import LayerFactory
 
 EXPANSION = 4
 """Bottleneck output channels / bottleneck planes."""
 
 
-def _conv(
-    dims: int,
-    in_chs: int,
-    out_chs: int,
-    kernel_size: int,
-    stride: int = 1,
-    *,
-    bias: bool,
-    groups: int = 1,
-    dilation: int = 1,
-) -> nn.Module:
-    """Conv with "same" padding for odd kernels."""
-    padding = (kernel_size - 1) // 2 * dilation
-    conv = conv_type(dims)
-    return conv(in_chs, out_chs, kernel_size, stride, padding, dilation, groups, bias=bias)
-
-
 def projection(
-    in_chs: int, out_chs: int, stride: int, *, dims: int, norm: LayerFactory | None
+    in_chs: int, out_chs: int, stride: int, layers: BlockLayers, *, with_norm: bool = True
 ) -> nn.Module:
     """Identity when shapes match, else 1x1 conv(stride) → norm (torchvision `downsample`);
-    without `norm` (pre-activation) the bare 1x1 conv."""
+    ``with_norm=False`` (pre-activation): the bare 1x1 conv, without bias."""
     if stride == 1 and in_chs == out_chs:
         return nn.Identity()
-    if norm is None:
-        return nn.Sequential(_conv(dims, in_chs, out_chs, 1, stride, bias=False))
-    with_norm = has_norm(norm)
-    conv = _conv(dims, in_chs, out_chs, 1, stride, bias=not with_norm)
-    return nn.Sequential(conv, norm(out_chs)) if with_norm else nn.Sequential(conv)
+    if not with_norm:
+        return nn.Sequential(same_conv(layers.dims, in_chs, out_chs, 1, stride, bias=False))
+    conv = layers.conv(in_chs, out_chs, 1, stride)
+    return nn.Sequential(conv, layers.norm(out_chs)) if layers.has_norm else nn.Sequential(conv)
 
 
 def bottleneck_width(out_chs: int, groups: int = 1, base_width: int = 64) -> int:
@@ -78,16 +60,15 @@ class BasicBlock(ResidualBlock):
         norm_kwargs: dict | None = None,
     ):
         super().__init__()
-        check_channels(in_chs=in_chs, out_chs=out_chs)
-        check_stride(stride)
-        norm, act = resolve_norm(norm_layer, dims, norm_kwargs), resolve_act(act_layer)
-        bias = not has_norm(norm)
-        self.conv1 = _conv(dims, in_chs, out_chs, kernel_size, stride, bias=bias)
+        check_block_args(in_chs, out_chs, stride)
+        layers = BlockLayers.resolve(dims, norm_layer, act_layer, norm_kwargs)
+        conv, norm, act = layers.conv, layers.norm, layers.act
+        self.conv1 = conv(in_chs, out_chs, kernel_size, stride)
         self.bn1 = norm(out_chs)
         self.act1 = act(out_chs)
-        self.conv2 = _conv(dims, out_chs, out_chs, kernel_size, bias=bias)
+        self.conv2 = conv(out_chs, out_chs, kernel_size)
         self.bn2 = norm(out_chs)
-        self.add_residual(projection(in_chs, out_chs, stride, dims=dims, norm=norm), drop_path)
+        self.add_residual(projection(in_chs, out_chs, stride, layers), drop_path)
         self.post_act = act(out_chs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C_in, *S)
@@ -118,22 +99,19 @@ class Bottleneck(ResidualBlock):
         norm_kwargs: dict | None = None,
     ):
         super().__init__()
-        check_channels(in_chs=in_chs, out_chs=out_chs, groups=groups, dilation=dilation)
-        check_stride(stride)
+        check_block_args(in_chs, out_chs, stride, groups=groups, dilation=dilation)
         width = bottleneck_width(out_chs, groups, base_width)
-        norm, act = resolve_norm(norm_layer, dims, norm_kwargs), resolve_act(act_layer)
-        bias = not has_norm(norm)
-        self.conv1 = _conv(dims, in_chs, width, 1, bias=bias)
+        layers = BlockLayers.resolve(dims, norm_layer, act_layer, norm_kwargs)
+        conv, norm, act = layers.conv, layers.norm, layers.act
+        self.conv1 = conv(in_chs, width)
         self.bn1 = norm(width)
         self.act1 = act(width)
-        self.conv2 = _conv(
-            dims, width, width, kernel_size, stride, bias=bias, groups=groups, dilation=dilation
-        )
+        self.conv2 = conv(width, width, kernel_size, stride, groups=groups, dilation=dilation)
         self.bn2 = norm(width)
         self.act2 = act(width)
-        self.conv3 = _conv(dims, width, out_chs, 1, bias=bias)
+        self.conv3 = conv(width, out_chs)
         self.bn3 = norm(out_chs)
-        self.add_residual(projection(in_chs, out_chs, stride, dims=dims, norm=norm), drop_path)
+        self.add_residual(projection(in_chs, out_chs, stride, layers), drop_path)
         self.post_act = act(out_chs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C_in, *S)
@@ -164,18 +142,17 @@ class PreActBasicBlock(ResidualBlock):
         norm_kwargs: dict | None = None,
     ):
         super().__init__()
-        check_channels(in_chs=in_chs, out_chs=out_chs)
-        check_stride(stride)
-        norm, act = resolve_norm(norm_layer, dims, norm_kwargs), resolve_act(act_layer)
-        bias = not has_norm(norm)
+        check_block_args(in_chs, out_chs, stride)
+        layers = BlockLayers.resolve(dims, norm_layer, act_layer, norm_kwargs)
+        conv, norm, act = layers.conv, layers.norm, layers.act
         self.bn1 = norm(in_chs)
         self.act1 = act(in_chs)
-        self.conv1 = _conv(dims, in_chs, out_chs, kernel_size, stride, bias=bias)
+        self.conv1 = conv(in_chs, out_chs, kernel_size, stride)
         self.bn2 = norm(out_chs)
         self.act2 = act(out_chs)
-        self.conv2 = _conv(dims, out_chs, out_chs, kernel_size, bias=bias)
+        self.conv2 = conv(out_chs, out_chs, kernel_size)
         self.projects = stride != 1 or in_chs != out_chs
-        self.add_residual(projection(in_chs, out_chs, stride, dims=dims, norm=None), drop_path)
+        self.add_residual(projection(in_chs, out_chs, stride, layers, with_norm=False), drop_path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C_in, *S)
         pre = self.act1(self.bn1(x))
@@ -207,24 +184,21 @@ class PreActBottleneck(ResidualBlock):
         norm_kwargs: dict | None = None,
     ):
         super().__init__()
-        check_channels(in_chs=in_chs, out_chs=out_chs, groups=groups, dilation=dilation)
-        check_stride(stride)
+        check_block_args(in_chs, out_chs, stride, groups=groups, dilation=dilation)
         width = bottleneck_width(out_chs, groups, base_width)
-        norm, act = resolve_norm(norm_layer, dims, norm_kwargs), resolve_act(act_layer)
-        bias = not has_norm(norm)
+        layers = BlockLayers.resolve(dims, norm_layer, act_layer, norm_kwargs)
+        conv, norm, act = layers.conv, layers.norm, layers.act
         self.bn1 = norm(in_chs)
         self.act1 = act(in_chs)
-        self.conv1 = _conv(dims, in_chs, width, 1, bias=bias)
+        self.conv1 = conv(in_chs, width)
         self.bn2 = norm(width)
         self.act2 = act(width)
-        self.conv2 = _conv(
-            dims, width, width, kernel_size, stride, bias=bias, groups=groups, dilation=dilation
-        )
+        self.conv2 = conv(width, width, kernel_size, stride, groups=groups, dilation=dilation)
         self.bn3 = norm(width)
         self.act3 = act(width)
-        self.conv3 = _conv(dims, width, out_chs, 1, bias=bias)
+        self.conv3 = conv(width, out_chs)
         self.projects = stride != 1 or in_chs != out_chs
-        self.add_residual(projection(in_chs, out_chs, stride, dims=dims, norm=None), drop_path)
+        self.add_residual(projection(in_chs, out_chs, stride, layers, with_norm=False), drop_path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C_in, *S)
         pre = self.act1(self.bn1(x))

@@ -16,11 +16,12 @@ from service.v2 import (
     GRPC_CONTENTS_FIELDS,
     InputTensor,
     OutputTensor,
+    check_int_range,
+    check_shape,
     numpy_dtype,
     tensor_from_raw,
     tensor_to_raw,
 )
-from service.v2.tensors import check_shape
 
 WireInput = pb.ModelInferRequest.InferInputTensor
 
@@ -97,12 +98,5 @@ def _narrow(tensor: WireInput, values, dtype: np.dtype) -> np.ndarray:
     if dtype == np.dtype(object):  # BYTES
         return np.array(list(values), dtype=object)
     wide = np.asarray(values)
-    if dtype.kind in "iu" and wide.size:
-        limits = np.iinfo(dtype)
-        low, high = wide.min(), wide.max()
-        if low < limits.min or high > limits.max:
-            raise InvalidInput(
-                f"input {tensor.name!r}: {tensor.datatype} values must lie in "
-                f"[{limits.min}, {limits.max}], got [{low}, {high}]"
-            )
+    check_int_range(tensor.name, tensor.datatype, wide)
     return wide.astype(dtype, copy=False)

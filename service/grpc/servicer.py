@@ -23,7 +23,14 @@ from service.grpc.generated import grpc_predict_v2_pb2 as pb
 from service.grpc.generated.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceServicer
 from service.grpc.status import status_code, trailing_metadata
 from service.repository import ModelRepository, ModelState
-from service.v2 import check_version, model_input, model_metadata, model_outputs, server_metadata
+from service.v2 import (
+    check_version,
+    model_input,
+    model_metadata,
+    model_outputs,
+    requested_outputs,
+    server_metadata,
+)
 
 log = logging.getLogger(__name__)
 
@@ -108,10 +115,11 @@ class InferenceServicer(GRPCInferenceServiceServicer):
         handle = self._repository.get(request.model_name)
         check_version(handle, request.model_version)
         batch = model_input(handle, decode_inputs(request))  # (N, *input_shape) float32
+        output_names = requested_outputs(handle, [output.name for output in request.outputs])
         remaining = context.time_remaining()
         deadline = None if remaining is None else time.monotonic() + remaining
         logits = await handle.infer(batch, deadline)  # (N, num_classes)
-        outputs = model_outputs(handle, logits, [output.name for output in request.outputs])
+        outputs = model_outputs(handle, logits, output_names)
         response = pb.ModelInferResponse(
             model_name=handle.name, model_version=handle.version, id=request.id
         )

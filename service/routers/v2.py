@@ -35,6 +35,7 @@ from service.v2 import (
     model_input,
     model_metadata,
     model_outputs,
+    requested_outputs,
     server_metadata,
     tensor_from_data,
     tensor_to_data,
@@ -126,13 +127,12 @@ async def model_infer(
             body = await read_body(request, state.config.server.limits.max_body_bytes)
             work = functools.partial(decode_request, handle, body)
             loop = asyncio.get_running_loop()
-            payload, batch = await loop.run_in_executor(state.decode_pool, work)
+            payload, output_names, batch = await loop.run_in_executor(state.decode_pool, work)
         logits = await infer_unless_disconnected(request, handle, batch, deadline)
         if logits is None:
             record.status = CLIENT_CLOSED_REQUEST
             return Response(status_code=CLIENT_CLOSED_REQUEST)
-        requested = [output.name for output in payload.outputs or ()]
-        outputs = model_outputs(handle, logits, requested)
+        outputs = model_outputs(handle, logits, output_names)
         record.status = 200
         return OrjsonResponse(
             {
@@ -152,8 +152,11 @@ async def model_infer(
         )
 
 
-def decode_request(handle: ModelHandle, body: bytes) -> tuple[InferenceRequest, np.ndarray]:
-    """Parse and validate an infer request into the model's batch. Blocking: decode pool."""
+def decode_request(
+    handle: ModelHandle, body: bytes
+) -> tuple[InferenceRequest, list[str], np.ndarray]:
+    """Parse and validate an infer request: the payload, the output names to answer with and
+    the model's batch. Blocking: runs in the decode pool."""
     try:
         payload = InferenceRequest.model_validate(orjson.loads(body))
     except orjson.JSONDecodeError as error:
@@ -166,7 +169,8 @@ def decode_request(handle: ModelHandle, body: bytes) -> tuple[InferenceRequest, 
             raise InvalidInput(f"input {item.name!r}: binary tensor data is not supported")
         array = tensor_from_data(item.name, item.datatype, item.shape, item.data)
         tensors.append(InputTensor(item.name, item.datatype, array))
-    return payload, model_input(handle, tensors)
+    output_names = requested_outputs(handle, [output.name for output in payload.outputs or ()])
+    return payload, output_names, model_input(handle, tensors)
 
 
 def _first_problem(error: ValidationError) -> str:

@@ -50,17 +50,21 @@ def parse_device(device: str) -> tuple[str, int]:
 
 def check_batch(batch: Any, meta: TensorMeta) -> np.ndarray:
     """The batch as a C-contiguous array, or a ValueError naming expected vs got."""
-    expected = f"{meta.dtype} array of shape ({', '.join(map(_dim, meta.shape))})"
     if not isinstance(batch, np.ndarray):
-        raise ValueError(f"{meta.name!r}: expected a {expected}, got {type(batch).__name__}")
+        raise ValueError(f"{meta.name!r}: expected a {_expected(meta)}, got {type(batch).__name__}")
     if batch.dtype != np.dtype(meta.dtype):
-        raise ValueError(f"{meta.name!r}: expected a {expected}, got dtype {batch.dtype}")
+        raise ValueError(f"{meta.name!r}: expected a {_expected(meta)}, got dtype {batch.dtype}")
     fits = batch.ndim == len(meta.shape) and all(
         want in (-1, got) for want, got in zip(meta.shape, batch.shape, strict=True)
     )
     if not fits or batch.shape[0] < 1:
-        raise ValueError(f"{meta.name!r}: expected a {expected}, got shape {batch.shape}")
+        raise ValueError(f"{meta.name!r}: expected a {_expected(meta)}, got shape {batch.shape}")
     return np.ascontiguousarray(batch)
+
+
+def _expected(meta: TensorMeta) -> str:
+    """What a batch must be, for error messages (built only when one is raised)."""
+    return f"{meta.dtype} array of shape ({', '.join(map(_dim, meta.shape))})"
 
 
 def warmup_batches(meta: TensorMeta, sizes: tuple[int, ...] = (1, 2)) -> list[np.ndarray]:

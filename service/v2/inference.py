@@ -1,5 +1,6 @@
 """Model-level V2 logic shared by REST and gRPC: metadata, request inputs -> model batch,
-model outputs -> response tensors. Protocol-specific (de)serialisation stays in the callers.
+requested output names (checked before inference), model outputs -> response tensors.
+Protocol-specific (de)serialisation stays in the callers.
 
 Inputs: one tensor named as the model input, shape (N, C, H, W) = [-1, *input_shape].
 `FP32` (also FP16 / FP64) is the preprocessed, normalised model input; `UINT8` is raw pixels
@@ -93,25 +94,30 @@ def model_input(handle: ModelHandle, inputs: Sequence[InputTensor]) -> np.ndarra
     if tensor.datatype in FLOAT_INPUTS:
         return np.ascontiguousarray(array, dtype=np.float32)
     if tensor.datatype in PIXEL_INPUTS:
-        mean = np.asarray(loaded.preprocess.mean, np.float32).reshape(-1, 1, 1)
-        std = np.asarray(loaded.preprocess.std, np.float32).reshape(-1, 1, 1)
-        return ((array.astype(np.float32) / 255.0 - mean) / std).astype(np.float32)
+        return loaded.preprocess.normalise(array)
     raise InvalidInput(
         f"input {tensor.name!r}: datatype {tensor.datatype} is not accepted; send FP32 "
         f"(normalised model input) or UINT8 (pixels 0-255)"
     )
 
 
-def model_outputs(
-    handle: ModelHandle, logits: np.ndarray, requested: Sequence[str] | None = None
-) -> list[OutputTensor]:
-    """The response tensors: every output, or only the `requested` names."""
+def requested_outputs(handle: ModelHandle, requested: Sequence[str]) -> list[str]:
+    """The names of the outputs to answer with: the `requested` ones, or every output when
+    none is requested. Checked before inference; an unknown name is an `InvalidInput` naming
+    it and the model's outputs."""
     loaded = handle.ready()
-    available = {loaded.output_name: logits.astype(np.float32, copy=False)}
-    names = list(requested) if requested else list(available)
-    unknown = [name for name in names if name not in available]
-    if unknown:
-        raise InvalidInput(
-            f"model {handle.name!r} has no output {unknown[0]!r}; outputs: {list(available)}"
-        )
-    return [OutputTensor(name, "FP32", available[name]) for name in names]
+    available = [loaded.output_name]
+    for name in requested:
+        if name not in available:
+            raise InvalidInput(
+                f"model {handle.name!r} has no output {name!r}; outputs: {available}"
+            )
+    return list(requested) or available
+
+
+def model_outputs(
+    handle: ModelHandle, logits: np.ndarray, names: Sequence[str]
+) -> list[OutputTensor]:
+    """The response tensors `names` (checked by `requested_outputs`), in that order."""
+    outputs = {handle.ready().output_name: logits.astype(np.float32, copy=False)}
+    return [OutputTensor(name, "FP32", outputs[name]) for name in names]

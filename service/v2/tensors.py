@@ -106,15 +106,23 @@ def _cast(name: str, datatype: str, dtype: np.dtype, values: np.ndarray) -> np.n
         raise InvalidInput(f"input {name!r}: {datatype} data must be integers, got {values.dtype}")
     if values.size and dtype.kind == "f" and kind not in "iuf":
         raise InvalidInput(f"input {name!r}: {datatype} data must be numbers, got {values.dtype}")
-    if values.size and dtype.kind in "ui":
-        info = np.iinfo(dtype)
-        low, high = values.min(), values.max()
-        if low < info.min or high > info.max:
-            raise InvalidInput(
-                f"input {name!r}: {datatype} values must lie in [{info.min}, {info.max}], "
-                f"got [{low}, {high}]"
-            )
+    check_int_range(name, datatype, values)
     return values.astype(dtype, copy=False)
+
+
+def check_int_range(name: str, datatype: str, values: np.ndarray) -> None:
+    """`InvalidInput` unless integer `values` (decoded in a wider type, e.g. from JSON or a
+    uint32 gRPC field) all fit the integer `datatype`; other datatypes pass."""
+    dtype = numpy_dtype(datatype)
+    if not values.size or dtype.kind not in "iu":
+        return
+    info = np.iinfo(dtype)
+    low, high = values.min(), values.max()
+    if low < info.min or high > info.max:
+        raise InvalidInput(
+            f"input {name!r}: {datatype} values must lie in [{info.min}, {info.max}], "
+            f"got [{low}, {high}]"
+        )
 
 
 def tensor_from_raw(name: str, datatype: str, shape: Any, raw: bytes) -> np.ndarray:
@@ -129,7 +137,10 @@ def tensor_from_raw(name: str, datatype: str, shape: Any, raw: bytes) -> np.ndar
             f"input {name!r}: shape {list(shape)} of {datatype} needs {expected} bytes, "
             f"got {len(raw)}"
         )
-    return np.frombuffer(raw, dtype=dtype.newbyteorder("<")).astype(dtype).reshape(shape)
+    # A read-only view of the request's bytes on little-endian hosts; converted only if needed.
+    return (
+        np.frombuffer(raw, dtype=dtype.newbyteorder("<")).astype(dtype, copy=False).reshape(shape)
+    )
 
 
 def tensor_to_data(array: np.ndarray) -> list:

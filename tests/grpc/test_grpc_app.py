@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from pathlib import Path
 
 import grpc
@@ -107,3 +108,24 @@ async def test_the_lifespan_serves_grpc_and_shutdown_drains_calls_in_flight(
         await shutdown
     np.testing.assert_array_equal(output_array(response)[0][:2], [3.0 * 64, 1.0])
     assert runtime.batch_sizes == [1]
+
+
+async def test_a_taken_grpc_port_fails_startup_before_any_model_loads(fakes, tmp_path) -> None:
+    loaded: list[str] = []
+    load = fakes.fake_loader(fakes.FakeRuntime(num_classes=10))
+
+    def recording_loader(config, server, progress):
+        loaded.append(config.name)
+        return load(config, server, progress)
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        config = fakes.repository_config(tmp_path, grpc={"port": port})
+        app = create_app(config, loader=recording_loader)
+        with pytest.raises(OSError, match=f"cannot listen on 127.0.0.1:{port}"):
+            await app.router.lifespan_context(app).__aenter__()
+        await asyncio.sleep(0.05)  # a loading task, had one started, would have run by now
+
+    assert loaded == []

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from grpc_harness import free_port
 
+from models import create_model
 from service.config import GrpcConfig, parse_config
 from service.grpc import start_grpc_server, stop_grpc_server
 from service.grpc.generated import grpc_predict_v2_pb2 as pb
@@ -51,8 +52,13 @@ async def test_raw_and_typed_inference_match_the_eager_model(tmp_path: Path) -> 
         await stop_grpc_server(server, 5.0)
         await repository.close()
 
+    # The eager twin of the bundle: the same random init the manifest records.
+    assert handle.loaded.manifest["weights"]["source"] == "random-init, seed 0"
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        network = create_model("resnet_digits").eval()
     with torch.no_grad():
-        expected = handle.loaded.network(torch.from_numpy(images)).numpy()  # (3, 10)
+        expected = network(torch.from_numpy(images)).numpy()  # (3, 10)
     raw_logits = np.frombuffer(raw_response.raw_output_contents[0], "<f4").reshape(3, 10)
     typed_output = typed_response.outputs[0]
     typed_logits = np.asarray(typed_output.contents.fp32_contents).reshape(typed_output.shape)

@@ -151,6 +151,16 @@ async def test_an_unknown_requested_output_is_invalid(serving: Serving) -> None:
     assert "'probs'" in error.details()
 
 
+async def test_an_unknown_requested_output_is_refused_before_inference(serving: Serving) -> None:
+    wanted = [pb.ModelInferRequest.InferRequestedOutputTensor(name="probs")]
+    error = await call_error(
+        serving.stub.ModelInfer, infer_request(images(1.0), raw=True, outputs=wanted)
+    )
+    assert error.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert error.details() == "model 'tiny' has no output 'probs'; outputs: ['logits']"
+    assert serving.runtime.batch_sizes == []  # no image reached the runtime
+
+
 # --- ModelInfer: every error code ----------------------------------------------------------
 
 

@@ -29,6 +29,10 @@ def write(tmp_path: Path, data, name: str = "models.yaml") -> Path:
         ({"preprocess": {"resize": 8, "crop": 16}}, "models[0] (digits).preprocess",
          "crop 16 is larger than resize 8"),
         ({"labels": "missing.txt"}, "models[0] (digits).labels", "cannot read labels file"),
+        ({"ort": {"allow_spinning": "often"}}, "models[0] (digits).ort.allow_spinning",
+         "valid boolean"),
+        ({"format": "torchscript", "ort": {"allow_spinning": True}}, "models[0] (digits)",
+         "ort options apply to format 'onnx' only"),
     ],
 )  # fmt: skip
 def test_errors_name_the_file_and_the_bad_field(tmp_path, entry, field, problem):

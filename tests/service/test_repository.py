@@ -10,7 +10,7 @@ import pytest
 from service_fakes import FakeRuntime, fake_loader, images, in_process, png_bytes, repository_config
 
 from service.errors import InvalidInput, ModelNotFound, ModelNotReady
-from service.repository import ModelRepository, ModelState
+from service.repository import ModelRepository, ModelState, load_model, runtime_options
 
 DIGIT_BATCH = np.zeros((1, 1, 8, 8), np.float32)
 
@@ -126,3 +126,26 @@ async def test_lifespan_shutdown_drains_requests_in_flight(tmp_path):
     response = await request
 
     assert response.status_code == 200
+
+
+@pytest.mark.parametrize(("ort", "spinning"), [({}, "0"), ({"allow_spinning": True}, "1")])
+def test_onnx_sessions_do_not_spin_unless_the_model_config_allows_it(
+    tmp_path, bundle_cache, ort, spinning
+):
+    config = repository_config(tmp_path, {"ort": ort}, cache_dir=str(bundle_cache))
+    loaded = load_model(config.models[0], config.server, progress=lambda message: None)
+
+    (runtime,) = loaded.runtimes
+    options = runtime.session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == spinning
+
+
+def test_runtime_options_carry_ort_settings_to_onnx_only(tmp_path):
+    onnx = repository_config(tmp_path, {"ort": {"allow_spinning": True}}, ort_threads=2)
+    torchscript = repository_config(tmp_path, {"format": "torchscript"}, ort_threads=2)
+
+    assert runtime_options(onnx.models[0], onnx.server) == {
+        "intra_op_threads": 2,
+        "allow_spinning": True,
+    }
+    assert runtime_options(torchscript.models[0], torchscript.server) == {}

@@ -124,6 +124,25 @@ async def test_bad_infer_requests_answer_400_with_an_error_object(
     assert needle in response.json()["error"]
 
 
+async def test_an_unknown_output_is_refused_before_inference_naming_the_outputs(config, runtime):
+    request = {"inputs": [INPUT], "outputs": [{"name": "logits"}, {"name": "probs"}]}
+    async with in_process(config, fake_loader(runtime)) as (client, _):
+        response = await client.post("/v2/models/digits/infer", json=request)
+
+    assert response.status_code == 400
+    assert response.json()["error"] == "model 'digits' has no output 'probs'; outputs: ['logits']"
+    assert runtime.batch_sizes == []  # no image reached the runtime
+
+
+async def test_requested_outputs_are_answered_in_the_requested_order(config, runtime):
+    request = {"inputs": [INPUT], "outputs": [{"name": "logits"}, {"name": "logits"}]}
+    async with in_process(config, fake_loader(runtime)) as (client, _):
+        response = await client.post("/v2/models/digits/infer", json=request)
+
+    assert response.status_code == 200
+    assert [output["name"] for output in response.json()["outputs"]] == ["logits", "logits"]
+
+
 async def test_infer_errors_for_unknown_model_and_invalid_json(config, runtime):
     async with in_process(config, fake_loader(runtime)) as (client, _):
         unknown = await client.post("/v2/models/nope/infer", json={"inputs": [INPUT]})
