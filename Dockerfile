@@ -1,0 +1,107 @@
+# blockserve container image. See docs/container.md.
+#
+#   docker build -t blockserve .                                      # CPU, from the package index
+#   docker build --build-arg VARIANT=gpu -t blockserve:gpu .          # CUDA torch + onnxruntime-gpu
+#   docker build --network none --build-arg WHEELHOUSE=1 \
+#       --build-arg BASE_IMAGE=blockserve-base:bookworm -t blockserve .  # air-gapped (CI)
+#
+# Stages: deps (venv with the dependencies) -> builder (+ the project, in its own directory)
+# -> artifacts (trains digits, exports the config's bundles); venv (deps without pip) ->
+# runtime (lean, non-root). The project lives apart from the venv (a .pth file points at it),
+# so a source change rebuilds a 1 MB layer of the runtime image, not the 950 MB venv.
+
+ARG BASE_IMAGE=python:3.11-slim
+
+# ---------------------------------------------------------------------------------------------
+FROM ${BASE_IMAGE} AS deps
+# cpu | gpu: selects the pyproject extra (onnxruntime | onnxruntime-gpu) and torch's build.
+ARG VARIANT=cpu
+# 1: install only from the wheels in ./wheelhouse (scripts/ci/wheelhouse.sh), no index.
+ARG WHEELHOUSE=0
+# Extra index for torch's build when installing from the index. Empty: by VARIANT, PyTorch's
+# CPU index for cpu, none for gpu (PyPI's torch is the CUDA build). See scripts/ci/pip-install.sh.
+ARG TORCH_INDEX_URL=
+ENV VARIANT=${VARIANT} \
+    WHEELHOUSE=${WHEELHOUSE} \
+    TORCH_INDEX_URL=${TORCH_INDEX_URL} \
+    PATH=/opt/blockserve/app/bin:/opt/venv/bin:${PATH}
+
+RUN python3 -m venv /opt/venv \
+    && python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])' > /tmp/purelib \
+    && echo /opt/blockserve/app > "$(cat /tmp/purelib)/blockserve-app.pth"
+COPY wheelhouse/ /wheelhouse/
+COPY scripts/ci/pip-install.sh scripts/ci/requirements.py /usr/local/lib/blockserve-build/
+COPY pyproject.toml /src/
+# Dependencies in a layer of their own: rebuilt only when pyproject.toml changes.
+RUN case "${VARIANT}" in cpu|gpu) ;; *) echo "VARIANT must be cpu or gpu, not '${VARIANT}'" >&2; exit 1;; esac \
+    && python /usr/local/lib/blockserve-build/requirements.py /src/pyproject.toml --extras "${VARIANT}" \
+        > /tmp/requirements.txt \
+    && /usr/local/lib/blockserve-build/pip-install.sh -r /tmp/requirements.txt
+
+# ---------------------------------------------------------------------------------------------
+FROM deps AS builder
+COPY README.md /src/
+COPY models/ /src/models/
+COPY service/ /src/service/
+RUN /usr/local/lib/blockserve-build/pip-install.sh --no-deps --target /opt/blockserve/app /src \
+    && blockserve --help > /dev/null
+
+# ---------------------------------------------------------------------------------------------
+# Training needs scikit-learn (the `train` extra), which the runtime does not. Then one real
+# `blockserve serve` until every model of the config is READY exports their bundles into the
+# cache, exactly as serving looks them up: containers start from warm bundles in seconds.
+FROM builder AS artifacts
+RUN python /usr/local/lib/blockserve-build/requirements.py /src/pyproject.toml \
+        --extras train --extras-only > /tmp/train-requirements.txt \
+    && /usr/local/lib/blockserve-build/pip-install.sh -r /tmp/train-requirements.txt
+COPY scripts/ci/warm-cache.py /usr/local/lib/blockserve-build/
+ENV BLOCKSERVE_HOME=/var/lib/blockserve \
+    BLOCKSERVE_CONFIG=/var/lib/blockserve/config/models.yaml
+RUN mkdir -p /var/lib/blockserve/config \
+    && cp /src/service/configs/default.yaml "${BLOCKSERVE_CONFIG}" \
+    && blockserve train-digits
+RUN python /usr/local/lib/blockserve-build/warm-cache.py --port 8765
+
+# ---------------------------------------------------------------------------------------------
+# The runtime venv: no packaging tools, and none of torch's C++ headers and test binaries.
+FROM deps AS venv
+RUN python -m pip uninstall --yes --quiet pip setuptools \
+    && cd "$(cat /tmp/purelib)/torch" \
+    && rm -rf include test bin/*Test bin/test_* bin/protoc*
+
+# ---------------------------------------------------------------------------------------------
+FROM ${BASE_IMAGE} AS runtime
+ARG VARIANT=cpu
+LABEL org.opencontainers.image.title="blockserve" \
+      org.opencontainers.image.description="Dynamic-batching inference server for residual-block CNNs" \
+      io.blockserve.variant="${VARIANT}"
+
+RUN groupadd --system --gid 10001 blockserve \
+    && useradd --system --uid 10001 --gid blockserve --no-create-home \
+        --home-dir /var/lib/blockserve --shell /usr/sbin/nologin blockserve
+
+COPY --from=venv /opt/venv /opt/venv
+COPY --from=builder /opt/blockserve/app /opt/blockserve/app
+# Config, trained weights, bundle cache: owned by the service user, so the cache can grow.
+COPY --from=artifacts --chown=blockserve:blockserve /var/lib/blockserve /var/lib/blockserve
+
+ENV PATH=/opt/blockserve/app/bin:/opt/venv/bin:${PATH} \
+    PYTHONUNBUFFERED=1 \
+    BLOCKSERVE_HOME=/var/lib/blockserve \
+    BLOCKSERVE_CONFIG=/var/lib/blockserve/config/models.yaml \
+    BLOCKSERVE_HOST=0.0.0.0 \
+    BLOCKSERVE_PORT=8000 \
+    BLOCKSERVE_GRPC_PORT=8001
+
+USER blockserve
+WORKDIR /var/lib/blockserve
+EXPOSE 8000 8001
+
+# No curl in slim images: Python's urllib (non-2xx raises, so the check fails).
+HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health/ready' % os.environ['BLOCKSERVE_PORT'], timeout=4)"]
+
+# Exec form: the server is PID 1 and gets `docker stop`'s SIGTERM itself; it stops accepting,
+# answers every accepted request, then exits 0. `blockserve serve` reads the BLOCKSERVE_* env.
+STOPSIGNAL SIGTERM
+CMD ["blockserve", "serve"]
