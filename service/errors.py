@@ -88,6 +88,12 @@ class DeadlineExceeded(ServingError):
     http_status = 504
 
 
+class ClientDisconnected(ServingError):
+    """The client went away before its answer was ready; nginx's status 499 is recorded."""
+
+    http_status = 499
+
+
 class InferenceFailed(ServingError):
     """The runtime raised while computing the batch holding this request."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import grpc
 
 from service.errors import (
+    ClientDisconnected,
     DeadlineExceeded,
     InferenceFailed,
     InvalidInput,
@@ -23,6 +24,7 @@ STATUS_CODES: dict[type[ServingError], grpc.StatusCode] = {
     ModelNotReady: grpc.StatusCode.UNAVAILABLE,
     QueueFull: grpc.StatusCode.UNAVAILABLE,
     DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
+    ClientDisconnected: grpc.StatusCode.CANCELLED,
     InferenceFailed: grpc.StatusCode.INTERNAL,
     ServingError: grpc.StatusCode.INTERNAL,
 }

@@ -15,15 +15,21 @@ import numpy as np
 import orjson
 from fastapi import Request
 from fastapi.responses import JSONResponse
+from starlette.requests import ClientDisconnect
 
 from service.config import RepositoryConfig
-from service.errors import DeadlineExceeded, InvalidInput, PayloadTooLarge, ServingError
+from service.errors import (
+    ClientDisconnected,
+    DeadlineExceeded,
+    InvalidInput,
+    PayloadTooLarge,
+    ServingError,
+)
 from service.metrics import Metrics
 from service.repository import ModelHandle, ModelRepository
 
 PROTOCOL = "rest"
 TIMEOUT_HEADER = "x-request-timeout-ms"
-CLIENT_CLOSED_REQUEST = 499  # nginx's status for a client that went away
 
 
 class OrjsonResponse(JSONResponse):
@@ -43,7 +49,7 @@ class Serving:
     decode_pool: ThreadPoolExecutor
 
 
-def serving(request: Request) -> Serving:
+async def serving(request: Request) -> Serving:
     """FastAPI dependency: the app's serving state."""
     return request.app.state.serving
 
@@ -80,20 +86,22 @@ async def read_body(request: Request, limit: int) -> bytes:
     if declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"request body of {declared} bytes exceeds the {limit}-byte limit")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"request body exceeds the {limit}-byte limit")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"request body exceeds the {limit}-byte limit")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise ClientDisconnected("client disconnected while sending the body") from None
     return b"".join(chunks)
 
 
 async def infer_unless_disconnected(
     request: Request, handle: ModelHandle, batch: np.ndarray, deadline: float | None
-) -> np.ndarray | None:
-    """`handle.infer`, abandoned (dropped before compute if not started) if the client leaves.
-
-    Returns None when the client disconnected."""
+) -> np.ndarray:
+    """`handle.infer`, abandoned (dropped before compute if not started) if the client leaves,
+    which raises `ClientDisconnected`."""
     inference = asyncio.ensure_future(handle.infer(batch, deadline))
     departure = asyncio.ensure_future(_disconnected(request))
     try:
@@ -104,7 +112,7 @@ async def infer_unless_disconnected(
             inference.cancel()
             await asyncio.wait({inference})  # the batcher has now dropped it
     if inference.cancelled():
-        return None
+        raise ClientDisconnected("client disconnected before its answer was ready")
     return inference.result()
 
 

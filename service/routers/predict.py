@@ -13,7 +13,6 @@ from service.config import LimitsConfig
 from service.imaging import Preprocess, decode_images, split_body
 from service.repository import ModelHandle
 from service.routers.common import (
-    CLIENT_CLOSED_REQUEST,
     OrjsonResponse,
     Serving,
     check_deadline,
@@ -95,9 +94,6 @@ async def _predict(request: Request, state: Serving, name: str | None, top_k: in
         batch = await _decode(request, state, handle, loaded.preprocess)
         check_deadline(deadline, "decoding images")
         logits = await infer_unless_disconnected(request, handle, batch, deadline)
-        if logits is None:
-            record.status = CLIENT_CLOSED_REQUEST
-            return Response(status_code=CLIENT_CLOSED_REQUEST)
         predictions = top_k_predictions(logits, loaded.labels, top_k or handle.config.top_k)
         record.status = 200
         return OrjsonResponse({"model": handle.name, "predictions": predictions})

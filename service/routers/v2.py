@@ -20,7 +20,6 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 from service.errors import InvalidInput
 from service.repository import ModelHandle, ModelState
 from service.routers.common import (
-    CLIENT_CLOSED_REQUEST,
     OrjsonResponse,
     Serving,
     infer_unless_disconnected,
@@ -129,9 +128,6 @@ async def model_infer(
             loop = asyncio.get_running_loop()
             payload, output_names, batch = await loop.run_in_executor(state.decode_pool, work)
         logits = await infer_unless_disconnected(request, handle, batch, deadline)
-        if logits is None:
-            record.status = CLIENT_CLOSED_REQUEST
-            return Response(status_code=CLIENT_CLOSED_REQUEST)
         outputs = model_outputs(handle, logits, output_names)
         record.status = 200
         return OrjsonResponse(

@@ -406,3 +406,40 @@ async def test_client_that_disconnects_is_dropped_before_compute(config):
     assert len(runtime.seen) == 1  # the departed request never reached the runtime
     assert sent[0]["status"] == 499
     assert metric(metrics, "blockserve_requests_total", model="digits", status="499") == 1
+
+
+async def test_client_that_disconnects_mid_body_is_answered_499_without_an_error_log(
+    config, runtime, caplog
+):
+    app = create_app(config, loader=fake_loader(runtime))
+    messages = iter(
+        [
+            {"type": "http.request", "body": DIGIT[:10], "more_body": True},
+            {"type": "http.disconnect"},
+        ]
+    )
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return next(messages)
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": "/predict", "raw_path": b"/predict", "query_string": b"",
+        "root_path": "", "headers": [(b"content-type", b"image/png")],
+        "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80),
+    }  # fmt: skip
+    async with app.router.lifespan_context(app):
+        await app.state.serving.repository.wait_loaded()
+        await app(scope, receive, send)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://blockserve") as client:
+            metrics = (await client.get("/metrics")).text
+
+    assert sent[0]["status"] == 499
+    assert runtime.seen == []
+    assert metric(metrics, "blockserve_requests_total", model="digits", status="499") == 1
+    assert not [record for record in caplog.records if record.levelname == "ERROR"]

@@ -1,0 +1,1 @@
+"""Helpers of bench/serve.py: images, load generation, servers under test, ceiling, report."""

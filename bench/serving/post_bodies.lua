@@ -1,0 +1,67 @@
+-- wrk script: POST pre-built bodies in rotation, count answers by HTTP status, stop each
+-- thread after a request cap, and print one JSON line (prefixed "RESULT ") when done.
+--
+--   wrk -s post_bodies.lua URL -- LIST_FILE CONTENT_TYPE MAX_REQUESTS_PER_THREAD
+--
+-- LIST_FILE holds one body file path per line (JPEGs, or JSON for base64 protocols).
+
+local threads = {}
+
+function setup(thread)
+   table.insert(threads, thread)
+end
+
+function init(args)
+   local list, content_type, cap = args[1], args[2], tonumber(args[3])
+   requests_built = {}
+   for path in io.lines(list) do
+      local file = assert(io.open(path, "rb"))
+      local body = file:read("*a")
+      file:close()
+      local headers = { ["Content-Type"] = content_type }
+      table.insert(requests_built, wrk.format("POST", nil, headers, body))
+   end
+   assert(#requests_built > 0, "no bodies listed in " .. list)
+   max_requests = cap
+   answered = 0
+   next_index = math.random(#requests_built)
+   statuses = {}
+end
+
+function request()
+   next_index = next_index % #requests_built + 1
+   return requests_built[next_index]
+end
+
+function response(status, headers, body)
+   local key = tostring(status)
+   statuses[key] = (statuses[key] or 0) + 1
+   answered = answered + 1
+   if answered >= max_requests then
+      wrk.thread:stop()
+   end
+end
+
+function done(summary, latency, requests)
+   local totals = {}
+   for _, thread in ipairs(threads) do
+      for status, count in pairs(thread:get("statuses")) do
+         totals[status] = (totals[status] or 0) + count
+      end
+   end
+   local parts = {}
+   for status, count in pairs(totals) do
+      table.insert(parts, string.format('"%s": %d', status, count))
+   end
+   local e = summary.errors
+   io.write(string.format(
+      'RESULT {"requests": %d, "duration_us": %d, "bytes": %d, ' ..
+      '"socket_errors": {"connect": %d, "read": %d, "write": %d, "timeout": %d}, ' ..
+      '"latency_us": {"p50": %d, "p90": %d, "p95": %d, "p99": %d, "mean": %.1f, "max": %d}, ' ..
+      '"statuses": {%s}}\n',
+      summary.requests, summary.duration, summary.bytes,
+      e.connect, e.read, e.write, e.timeout,
+      latency:percentile(50), latency:percentile(90), latency:percentile(95),
+      latency:percentile(99), latency.mean, latency.max,
+      table.concat(parts, ", ")))
+end
