@@ -31,6 +31,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[1:1] = [str(REPO)]  # `service` and `models` from this checkout, after bench/
 
+from service.config import RepositoryConfig, load_config  # noqa: E402
 from serving import report  # noqa: E402
 from serving.bodies import write_bodies  # noqa: E402
 from serving.ceiling import measure_ceiling  # noqa: E402
@@ -40,8 +41,6 @@ from serving.processes import ServerFailed, free_port_block, running_server, wai
 from serving.profile import describe, find_py_spy, start_recording, summarize  # noqa: E402
 from serving.scrape import batch_totals, mean_batch_size  # noqa: E402
 from serving.servers import SERVERS, ServerCase, Settings, write_blockserve_config  # noqa: E402
-
-from service.config import RepositoryConfig, load_config  # noqa: E402
 
 PEERS_VENV = REPO / "bench" / ".venv-peers"
 DOCS = REPO / "docs" / "benchmarks.md"

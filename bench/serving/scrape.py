@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from prometheus_client.parser import text_string_to_metric_families
+
 from serving.processes import http_get
 
 BATCH_HISTOGRAM = "blockserve_batch_size"
