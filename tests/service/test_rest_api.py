@@ -361,6 +361,16 @@ async def test_unknown_route_answers_json_404(config, runtime):
     assert response.status_code == 404 and response.json() == {"error": "Not Found"}
 
 
+# A raw ASGI `POST /predict` of a PNG, for tests that script the client's messages themselves;
+# copy it per call.
+PREDICT_PNG_SCOPE = {
+    "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+    "scheme": "http", "path": "/predict", "raw_path": b"/predict", "query_string": b"",
+    "root_path": "", "headers": [(b"content-type", b"image/png")],
+    "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80),
+}  # fmt: skip
+
+
 async def test_client_that_disconnects_is_dropped_before_compute(config):
     runtime = FakeRuntime(blocked=True, num_classes=10)
     app = create_app(config, loader=fake_loader(runtime))
@@ -379,12 +389,7 @@ async def test_client_that_disconnects_is_dropped_before_compute(config):
     async def send(message: dict) -> None:
         sent.append(message)
 
-    scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-        "scheme": "http", "path": "/predict", "raw_path": b"/predict", "query_string": b"",
-        "root_path": "", "headers": [(b"content-type", b"image/png")],
-        "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80),
-    }  # fmt: skip
+    scope = dict(PREDICT_PNG_SCOPE)  # the app adds keys to its scope
     async with app.router.lifespan_context(app):
         await app.state.serving.repository.wait_loaded()
         transport = httpx.ASGITransport(app=app)
@@ -426,12 +431,7 @@ async def test_client_that_disconnects_mid_body_is_answered_499_without_an_error
     async def send(message: dict) -> None:
         sent.append(message)
 
-    scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-        "scheme": "http", "path": "/predict", "raw_path": b"/predict", "query_string": b"",
-        "root_path": "", "headers": [(b"content-type", b"image/png")],
-        "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80),
-    }  # fmt: skip
+    scope = dict(PREDICT_PNG_SCOPE)  # the app adds keys to its scope
     async with app.router.lifespan_context(app):
         await app.state.serving.repository.wait_loaded()
         await app(scope, receive, send)
