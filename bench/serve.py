@@ -18,12 +18,15 @@ starting new measurements after --max-minutes. Targets print as PASS/FAIL lines.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import json
 import os
 import platform
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -31,25 +34,43 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[1:1] = [str(REPO)]  # `service` and `models` from this checkout, after bench/
 
-from service.config import RepositoryConfig, load_config  # noqa: E402
+from service.config import load_config  # noqa: E402
 from serving import report  # noqa: E402
 from serving.bodies import write_bodies  # noqa: E402
-from serving.ceiling import measure_ceiling  # noqa: E402
+from serving.ceiling import EngineRig, measure_ceiling  # noqa: E402
 from serving.images import CORPORA, write_corpus  # noqa: E402
 from serving.load import LoadError, ensure_wrk, run_wrk  # noqa: E402
-from serving.processes import ServerFailed, free_port_block, running_server, wait_ready  # noqa: E402
+from serving.paired import HeadToHead, alternate  # noqa: E402
+from serving.processes import (  # noqa: E402
+    ServerFailed,
+    free_port_block,
+    paused,
+    running_server,
+    wait_ready,
+)
 from serving.profile import describe, find_py_spy, start_recording, summarize  # noqa: E402
 from serving.scrape import batch_totals, mean_batch_size  # noqa: E402
-from serving.servers import SERVERS, ServerCase, Settings, write_blockserve_config  # noqa: E402
+from serving.servers import (  # noqa: E402
+    SERVERS,
+    ServerCase,
+    Settings,
+    Workload,
+    write_blockserve_config,
+)
 
 PEERS_VENV = REPO / "bench" / ".venv-peers"
 DOCS = REPO / "docs" / "benchmarks.md"
 IMAGES_PER_CORPUS = 64
+CEILING_MODELS = {"resnet18": "rgb224", "digits": "gray32"}  # model -> image corpus
+HEAD_TO_HEAD_PEERS = (*report.DOCUMENTED_PEERS, report.SAME_ONNX_PEER)
+HEADLINE_CONCURRENCY = report.HEADLINE_CONCURRENCY
 PROFILED = ("blockserve", "resnet18", 32)  # (server, model, concurrency) that --profile samples
 PROFILE_RAW = Path("profile") / "blockserve-resnet18-c32.raw"
 READY_TIMEOUT_S = 600  # first start exports resnet18 (cached afterwards)
-QUICK = {"duration": 2.0, "warmup": 1.0, "concurrency": "1,8,32,64", "ceiling_seconds": 1.0}
-FULL = {"duration": 10.0, "warmup": 3.0, "concurrency": "1,8,32,64", "ceiling_seconds": 5.0}
+QUICK = {"duration": 2.0, "warmup": 1.0, "concurrency": "1,8,32,64", "ceiling_seconds": 1.0,
+         "rounds": 2, "round_seconds": 1.0}  # fmt: skip
+FULL = {"duration": 10.0, "warmup": 3.0, "concurrency": "1,8,32,64", "ceiling_seconds": 5.0,
+        "rounds": 4, "round_seconds": 5.0}  # fmt: skip
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -64,7 +85,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--concurrency", help="comma-separated connection counts")
     parser.add_argument("--duration", type=float, help="seconds per measured point")
-    parser.add_argument("--warmup", type=float, help="seconds of discarded load before each point")
+    parser.add_argument(
+        "--warmup", type=float, help="seconds of load not counted at the start of each run"
+    )
     parser.add_argument(
         "--max-requests", type=int, default=200_000, help="safety cap on answers per point"
     )
@@ -89,6 +112,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="py-spy the blockserve server during its resnet18 point at concurrency 32",
     )
+    parser.add_argument(
+        "--rounds", type=int, help="head-to-head rounds per comparison (0: skip that phase)"
+    )
+    parser.add_argument("--round-seconds", type=float, help="seconds per side of each round")
     parser.add_argument("--report", type=Path, help="re-report a saved results JSON and exit")
     args = parser.parse_args(argv)
     defaults = QUICK if args.quick else FULL
@@ -96,10 +123,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.warmup = defaults["warmup"] if args.warmup is None else args.warmup
     args.concurrency = [int(c) for c in (args.concurrency or defaults["concurrency"]).split(",")]
     args.ceiling_seconds = defaults["ceiling_seconds"]
+    args.rounds = defaults["rounds"] if args.rounds is None else args.rounds
+    args.round_seconds = args.round_seconds or defaults["round_seconds"]
     args.servers = [name.strip() for name in args.servers.split(",") if name.strip()]
     unknown = [name for name in args.servers if name not in SERVERS]
     if unknown:
         parser.error(f"unknown servers {unknown}; known: {', '.join(SERVERS)}")
+    if args.rounds < 0:
+        parser.error(f"--rounds must be >= 0, got {args.rounds}")
     if any(c < 1 for c in args.concurrency):
         parser.error(f"--concurrency values must be >= 1, got {args.concurrency}")
     return args
@@ -139,17 +170,26 @@ def run(args: argparse.Namespace) -> dict:
     results: dict = {"meta": run_metadata(args), "ceilings": {}, "servers": {}, "measurements": []}
 
     batched = load_config(write_blockserve_config(args.config.resolve(), work, batching=True))
-    results["ceilings"], bundle = measure_ceilings(batched, corpora, args)
-    resnet18 = batched.model("resnet18").batching
+    rigs = {
+        name: EngineRig(batched.model(name), batched.server, _blobs(corpora[corpus]))
+        for name, corpus in CEILING_MODELS.items()
+    }
+    results["ceilings"] = measure_ceilings(rigs, args)
+    resnet18 = batched.model("resnet18")
     settings = Settings(
         work=work,
         peers_python=PEERS_VENV / "bin" / "python",
         base_config=args.config.resolve(),
-        bundle=bundle,
-        max_batch_size=resnet18.max_batch_size,
+        bundle=rigs["resnet18"].bundle_dir,
+        max_batch_size=resnet18.batching.max_batch_size,
         peer_batch_delay_ms=(
-            resnet18.max_delay_ms if args.peer_batch_delay_ms is None else args.peer_batch_delay_ms
+            resnet18.batching.max_delay_ms
+            if args.peer_batch_delay_ms is None
+            else args.peer_batch_delay_ms
         ),
+        ort_allow_spinning=resnet18.ort.allow_spinning,
+        ort_threads=resnet18.ort.intra_op_threads or batched.server.ort_threads,
+        instances=resnet18.instances,
     )
     for name in args.servers:
         if time.monotonic() > deadline:
@@ -166,60 +206,187 @@ def run(args: argparse.Namespace) -> dict:
         except (ServerFailed, LoadError, subprocess.CalledProcessError, OSError) as error:
             results["servers"][name]["error"] = str(error)
             print(f"   {name} FAILED: {error}", flush=True)
-    results["ceiling_recheck"] = recheck_ceiling(batched, corpora, args, results["ceilings"])
+    if args.rounds and "blockserve" in args.servers:
+        rivals = [n for n in HEAD_TO_HEAD_PEERS if n in args.servers and _ran(results, n)]
+        results["head_to_head"] = head_to_head(
+            rigs["resnet18"], results, settings, rivals, corpora, args, deadline
+        )
     results["meta"]["finished"] = _now()
     results["meta"]["load_average_end"] = os.getloadavg()
     results["meta"]["wall_seconds"] = round(time.monotonic() - started, 1)
     return results
 
 
-def measure_ceilings(
-    config: RepositoryConfig, corpora: dict[str, list[Path]], args: argparse.Namespace
-) -> tuple[dict, Path]:
-    """The in-process ceiling of each model, and the resnet18 bundle the server loads."""
+def measure_ceilings(rigs: dict[str, EngineRig], args: argparse.Namespace) -> dict:
+    """The in-process ceiling of each model at every batch size up to its max_batch_size."""
     print("== ceiling (in-process: service.imaging + ONNX Runtime)", flush=True)
-    ceilings, bundle = {}, Path()
-    for name, corpus in (("resnet18", "rgb224"), ("digits", "gray32")):
-        model = config.model(name)
-        ceiling, bundle_dir = measure_ceiling(
-            model,
-            config.server,
-            [path.read_bytes() for path in corpora[corpus]],
-            batch_sizes=_batch_sizes(model.batching.max_batch_size),
+    ceilings = {}
+    for name, rig in rigs.items():
+        ceiling = measure_ceiling(
+            rig,
+            batch_sizes=_batch_sizes(rig.max_batch_size),
             seconds=args.ceiling_seconds,
             max_images=args.max_requests,
             latency_samples=20 if args.quick else 100,
         )
         ceilings[name] = ceiling.to_dict()
-        bundle = bundle_dir if name == "resnet18" else bundle
         print(
             f"   {name}: {ceiling.best.throughput:.1f} img/s at batch {ceiling.best.batch_size}; "
             f"batch-1 decode+preprocess {ceiling.decode_ms:.2f} ms, "
             f"engine {ceiling.engine_b1_ms:.2f} ms",
             flush=True,
         )
-    return ceilings, bundle
+    return ceilings
 
 
-def recheck_ceiling(
-    config: RepositoryConfig, corpora: dict[str, list[Path]], args: argparse.Namespace, ceilings
-) -> dict:
-    """resnet18's ceiling again at its best batch size: a drift shows the machine changed
-    under the run (other load), which makes the comparisons between servers unreliable."""
-    best = ceilings["resnet18"]["best_batch_size"]
-    ceiling, _ = measure_ceiling(
-        config.model("resnet18"),
-        config.server,
-        [path.read_bytes() for path in corpora["rgb224"]],
-        batch_sizes=[best],
-        seconds=args.ceiling_seconds,
-        max_images=args.max_requests,
-        latency_samples=5,
+def head_to_head(
+    rig: EngineRig,
+    results: dict,
+    settings: Settings,
+    rivals: list[str],
+    corpora: dict[str, list[Path]],
+    args: argparse.Namespace,
+    deadline: float,
+) -> list[dict]:
+    """blockserve (resnet18) alternated round by round with each reference the targets name:
+    the in-process ceiling (throughput at c=32 and serial latency at c=1), then each peer at
+    c=32. Whichever side is not being measured is paused (SIGSTOP), so an idle server's
+    polling does not tax the other. See serving/paired.py."""
+    print(
+        f"== head to head: {args.rounds} alternating rounds of {args.round_seconds:.0f} s per side",
+        flush=True,
     )
-    drift = ceiling.best.throughput / ceilings["resnet18"]["throughput"] - 1
-    throughput = ceiling.best.throughput
-    print(f"== ceiling re-check: resnet18 batch {best}: {throughput:.1f} img/s", flush=True)
-    return {"model": "resnet18", "batch_size": best, "throughput": throughput, "drift": drift}
+    best = results["ceilings"]["resnet18"]["best_batch_size"]
+    seconds, work = args.round_seconds, args.work.resolve()
+    serve = functools.partial(_serving, settings=settings, corpora=corpora, work=work, args=args)
+    comparisons = []
+    with serve(SERVERS["blockserve"]) as (our_server, ours):
+        references = [
+            (
+                "ceiling",
+                f"in-process ceiling (batch {best})",
+                "img/s",
+                lambda: rig.throughput(best, seconds, args.max_requests).throughput,
+                _img_s(ours, seconds),
+            ),
+            (
+                "serial",
+                "in-process decode + engine (batch 1), median",
+                "ms",
+                lambda: rig.serial_ms(seconds),
+                lambda: run_wrk(**ours, concurrency=1, seconds=seconds).p50_ms,
+            ),
+        ]
+        for name, label, unit, reference, served in references:
+            if time.monotonic() > deadline:
+                return comparisons
+            reference = _while_paused(reference, our_server)
+            comparisons.append(_compare(name, label, unit, reference, served, args.rounds))
+        for name in rivals:
+            if time.monotonic() > deadline:
+                break
+            label = results["servers"][name]["label"]
+            try:
+                with serve(SERVERS[name]) as (peer_server, theirs):
+                    peer = _while_paused(_img_s(theirs, seconds), our_server)
+                    served = _while_paused(_img_s(ours, seconds), peer_server)
+                    comparisons.append(_compare(name, label, "img/s", peer, served, args.rounds))
+            except (ServerFailed, LoadError, subprocess.CalledProcessError, OSError) as error:
+                print(f"   {name} FAILED: {error}", flush=True)
+    return comparisons
+
+
+def _img_s(load: dict, seconds: float) -> Callable[[], float]:
+    """A measurement of served img/s at the headline concurrency."""
+    return lambda: run_wrk(**load, concurrency=HEADLINE_CONCURRENCY, seconds=seconds).throughput
+
+
+def _while_paused(measure: Callable[[], float], idle: subprocess.Popen) -> Callable[[], float]:
+    def measure_alone() -> float:
+        with paused(idle):
+            return measure()
+
+    return measure_alone
+
+
+def _compare(name: str, label: str, unit: str, reference, ours, rounds: int) -> dict:
+    reference(), ours()  # warm-up round, discarded
+    a_values, b_values = alternate(reference, ours, rounds)
+    result = HeadToHead(name, label, "blockserve", unit, a_values, b_values)
+    spread = ", ".join(f"{ratio:.2f}" for ratio in result.round_ratios())
+    print(
+        f"   vs {label}: {result.a_mean:.1f} vs {result.b_mean:.1f} {unit} "
+        f"(blockserve ÷ reference {result.ratio:.2f}; rounds {spread})",
+        flush=True,
+    )
+    return result.to_dict()
+
+
+@contextlib.contextmanager
+def _serving(
+    factory: Callable[[Settings, int], ServerCase],
+    *,
+    settings: Settings,
+    corpora: dict[str, list[Path]],
+    work: Path,
+    args: argparse.Namespace,
+) -> Iterator[tuple[subprocess.Popen, dict]]:
+    """Start one server for its resnet18 workload; yields the process and run_wrk's
+    url / body / type arguments."""
+    port = free_port_block(3)
+    case = factory(settings, port)
+    if case.prepare is not None:
+        case.prepare()
+    workload = next(w for w in case.workloads if w.model == "resnet18")
+    log_path = work / "logs" / f"{case.name}-head-to-head.log"
+    with _started(case, log_path) as process:
+        load = _prepare(
+            case, workload, process, port, corpora, work, log_path, args.max_requests, args.warmup
+        )
+        yield process, load
+
+
+def _started(case: ServerCase, log_path: Path):
+    return running_server(
+        case.name,
+        case.command,
+        ready_url=case.ready_url,
+        ready_body=case.ready_body,
+        log_path=log_path,
+        ready_timeout_s=READY_TIMEOUT_S,
+        cwd=case.cwd,
+        env=case.env,
+    )
+
+
+def _prepare(
+    case: ServerCase,
+    workload: Workload,
+    process: subprocess.Popen,
+    port: int,
+    corpora: dict[str, list[Path]],
+    work: Path,
+    log_path: Path,
+    max_requests: int,
+    warmup_s: float,
+) -> dict:
+    """Wait until the workload's model is ready and write its bodies; returns run_wrk's
+    url / body_list / content_type / max_requests / warmup_s arguments."""
+    base = f"http://127.0.0.1:{port}"
+    if workload.ready_path:
+        wait_ready(case.name, process, base + workload.ready_path, None, READY_TIMEOUT_S, log_path)
+    bodies, content_type = write_bodies(
+        corpora[workload.corpus],
+        workload.wire_format,
+        work / "bodies" / f"{workload.corpus}-{workload.wire_format}",
+    )
+    return {
+        "url": base + workload.path,
+        "body_list": bodies,
+        "content_type": content_type,
+        "max_requests": max_requests,
+        "warmup_s": warmup_s,
+    }
 
 
 def measure_server(
@@ -237,37 +404,23 @@ def measure_server(
     base = f"http://127.0.0.1:{port}"
     rows, profile = [], None
     log_path = work / "logs" / f"{case.name}.log"
-    with running_server(
-        case.name,
-        case.command,
-        ready_url=case.ready_url,
-        ready_body=case.ready_body,
-        log_path=log_path,
-        ready_timeout_s=READY_TIMEOUT_S,
-        cwd=case.cwd,
-        env=case.env,
-    ) as process:
+    with _started(case, log_path) as process:
         for workload in case.workloads:
-            if workload.ready_path:
-                ready_url = base + workload.ready_path
-                wait_ready(case.name, process, ready_url, None, READY_TIMEOUT_S, log_path)
-            bodies, content_type = write_bodies(
-                corpora[workload.corpus],
-                workload.wire_format,
-                work / "bodies" / f"{workload.corpus}-{workload.wire_format}",
+            target = _prepare(
+                case,
+                workload,
+                process,
+                port,
+                corpora,
+                work,
+                log_path,
+                args.max_requests,
+                args.warmup,
             )
             for concurrency in args.concurrency:
                 if time.monotonic() > deadline:
                     return rows, profile
-                load = {
-                    "url": base + workload.path,
-                    "body_list": bodies,
-                    "content_type": content_type,
-                    "concurrency": concurrency,
-                    "max_requests": args.max_requests,
-                }
-                if args.warmup > 0:
-                    run_wrk(**load, seconds=args.warmup)
+                load = {**target, "concurrency": concurrency}
                 metrics_url = base + case.metrics_path if case.metrics_path else None
                 before = batch_totals(metrics_url, workload.model) if metrics_url else None
                 result = run_wrk(**load, seconds=args.duration)
@@ -323,6 +476,14 @@ def _finish_profile(recorder, work: Path) -> dict | None:
     for line in describe(summary):
         print(f"     {line}", flush=True)
     return summary
+
+
+def _blobs(paths: list[Path]) -> list[bytes]:
+    return [path.read_bytes() for path in paths]
+
+
+def _ran(results: dict, server: str) -> bool:
+    return server in results["servers"] and not results["servers"][server].get("error")
 
 
 def _batch_sizes(max_batch: int) -> list[int]:
@@ -430,7 +591,8 @@ def print_report(results: dict) -> None:
         print(f"\n{name} could not run:\n{error}")
     start, end = meta["load_average_start"][0], meta.get("load_average_end", [float("nan")])[0]
     print(f"\nload average (1 min): {start:.2f} at start, {end:.2f} at end")
-    print(report.stability_line(results))
+    if results.get("head_to_head"):
+        print(f"\n## head to head (alternating rounds)\n{report.head_to_head_table(results)}")
     if meta["quick"]:
         print("QUICK RUN: seconds-long points; ratios below are a smoke test, not a benchmark")
     if results.get("profile"):

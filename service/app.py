@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -21,6 +20,7 @@ from starlette.exceptions import HTTPException
 
 from service.config import RepositoryConfig, blockserve_version, load_config
 from service.errors import ServingError
+from service.imaging import decode_pool
 from service.metrics import Metrics
 from service.repository import Loader, ModelRepository, load_model
 from service.routers import health, metrics, models, predict, v2
@@ -48,7 +48,7 @@ def create_app(
         repository = ModelRepository(config, registry, loader=loader)
         # Bind gRPC first: a taken port fails startup before any model starts loading.
         grpc_server = await start_grpc_server(repository, config.server.grpc, grpc_host)
-        pool = ThreadPoolExecutor(config.server.decode_threads, thread_name_prefix="decode")
+        pool = decode_pool(config.server.decode_threads, config.server.decode_niceness)
         app.state.serving = Serving(config, repository, registry, pool)
         repository.start()
         try:

@@ -111,6 +111,7 @@ class Batcher:
         self._buffer = np.empty((self._max_batch, *self.input_shape), np.float32)
         self._queue: collections.deque[_Request] = collections.deque()
         self._queued = 0  # images not yet placed in a batch
+        self._computing = 0  # images of the batch the runtime is running
         self._wakeup = asyncio.Event()
         self._closing = False
         self._worker: asyncio.Task[None] | None = None
@@ -124,6 +125,11 @@ class Batcher:
     @property
     def queued_images(self) -> int:
         return self._queued
+
+    @property
+    def pending_images(self) -> int:
+        """Images queued or being computed: what a new request would wait behind."""
+        return self._queued + self._computing
 
     def start(self) -> None:
         self._worker = asyncio.get_running_loop().create_task(
@@ -253,6 +259,7 @@ class Batcher:
             inputs[part.offset : part.offset + part.count] = rows
         self._batch_size.observe(batch.size)
         started = time.monotonic()
+        self._computing = batch.size
         try:
             outputs = await asyncio.get_running_loop().run_in_executor(
                 self._executor, self._runtime.run, inputs
@@ -267,6 +274,8 @@ class Batcher:
         except asyncio.CancelledError:
             self._fail(batch, ModelNotReady(self.model, "STOPPED", "the batcher was cancelled"))
             raise
+        finally:
+            self._computing = 0
 
     def _deliver(self, batch: _Batch, outputs: np.ndarray) -> None:
         for part in batch.slices:

@@ -112,6 +112,9 @@ class PreprocessConfig(_Strict):
 class OrtConfig(_Strict):
     """ONNX Runtime session options of a model (`format: onnx` only)."""
 
+    # Threads one run of a session uses; unset: the server's `ort_threads`, else ORT's default
+    # (all cores). With `instances: N` on N cores, 1 keeps each instance on a core of its own.
+    intra_op_threads: PositiveInt | None = None
     # Idle intra-op threads busy-wait for the next run when true: a little lower latency on
     # dedicated cores, but they steal the CPU from decoding and other models when it is shared.
     allow_spinning: bool = False
@@ -176,6 +179,8 @@ class ServerConfig(_Strict):
     cache_dir: Path = Field(default=Path("${BLOCKSERVE_HOME}/bundles"), validate_default=True)
     ort_threads: PositiveInt | None = None  # intra-op threads per ONNX Runtime session
     decode_threads: PositiveInt = 2  # image decoding + preprocessing pool
+    # How many nice steps the decode threads run below the engine's (Linux; 0: same priority).
+    decode_niceness: Annotated[int, Field(ge=0, le=19)] = 10
     retry_after_s: PositiveInt = 1  # Retry-After sent with 503 when a queue is full
     shutdown_timeout_s: PositiveFloat | None = None  # None: wait for every accepted request
     grpc: GrpcConfig = Field(default_factory=GrpcConfig)

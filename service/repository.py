@@ -114,7 +114,10 @@ def runtime_options(config: ModelConfig, server: ServerConfig) -> dict[str, Any]
     """The `load_runtime` options of the model's format (unset ones left to the runtime)."""
     if config.format != "onnx":
         return {}
-    options = {"intra_op_threads": server.ort_threads, "allow_spinning": config.ort.allow_spinning}
+    options = {
+        "intra_op_threads": config.ort.intra_op_threads or server.ort_threads,
+        "allow_spinning": config.ort.allow_spinning,
+    }
     return {name: value for name, value in options.items() if value is not None}
 
 
@@ -182,7 +185,7 @@ class ModelHandle:
                 f"model {self.name!r} takes float32 (N, {', '.join(map(str, loaded.input_shape))})"
                 f" batches, got {batch.dtype} {tuple(batch.shape)}"
             )
-        batcher = min(self.batchers, key=lambda b: b.queued_images)
+        batcher = min(self.batchers, key=lambda b: b.pending_images)
         return await batcher.infer(batch, deadline)
 
     @contextlib.contextmanager

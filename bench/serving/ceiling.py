@@ -4,6 +4,8 @@
 config's thread settings, warm-up), and `decode_image` is what its decode pool runs. The loop
 uses both cores as the server does: `decode_threads` threads decode the next batch while ONNX
 Runtime (its own intra-op threads) computes the current one, in one lane per model instance.
+`EngineRig` loads once and measures on demand, so head-to-head rounds (bench/serving/paired.py)
+can alternate it with a served run without reloading.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from service.config import ModelConfig, ServerConfig
-from service.imaging import Preprocess, decode_image
+from service.imaging import decode_image, decode_pool
 from service.repository import load_model
 
 
@@ -62,108 +64,119 @@ class Ceiling:
         }
 
 
+class EngineRig:
+    """One model loaded the way the server loads it, and the in-process measurements on it."""
+
+    def __init__(self, config: ModelConfig, server: ServerConfig, blobs: list[bytes]) -> None:
+        self.name = config.name
+        self.max_batch_size = config.batching.max_batch_size
+        self.loaded = load_model(config, server, progress=lambda message: None)
+        self.preprocess = self.loaded.preprocess
+        self.blobs = blobs
+        self.decode_threads = server.decode_threads
+        self.decode_niceness = server.decode_niceness
+        self.max_pixels = server.limits.max_image_pixels
+        self.bundle_dir = _bundle_dir(server.cache_dir, self.loaded.manifest)
+
+    def decode_ms(self, samples: int) -> float:
+        """Median decode + preprocess of one image, on this thread."""
+        out = np.empty(self.preprocess.input_shape, np.float32)  # (C, H, W)
+        return _median_ms(lambda i: self._decode(i, out), samples)
+
+    def engine_b1_ms(self, samples: int) -> float:
+        """Median runtime call at batch 1."""
+        runtime = self.loaded.runtimes[0]
+        shape = (1, *self.preprocess.input_shape)
+        batch = np.random.default_rng(0).standard_normal(shape, np.float32)  # (1, C, H, W)
+        runtime.run(batch)
+        return _median_ms(lambda i: runtime.run(batch), samples)
+
+    def serial_ms(self, seconds: float) -> float:
+        """Median of one request's work done serially with no server, over `seconds`: decode +
+        preprocess one image, then the engine at batch 1."""
+        runtime = self.loaded.runtimes[0]
+        batch = np.empty((1, *self.preprocess.input_shape), np.float32)  # (1, C, H, W)
+
+        def one(index: int) -> None:
+            self._decode(index, batch[0])
+            runtime.run(batch)
+
+        one(0)
+        timings, stop_at = [], time.perf_counter() + seconds
+        while time.perf_counter() < stop_at or len(timings) < 3:
+            started = time.perf_counter()
+            one(len(timings))
+            timings.append(time.perf_counter() - started)
+        return statistics.median(timings) * 1000
+
+    def throughput(self, batch_size: int, seconds: float, max_images: int) -> CeilingPoint:
+        """Decode + preprocess + engine pipelined over both cores at `batch_size`: one lane per
+        runtime instance, as the server runs one batcher per instance; all lanes share one
+        pool of `decode_threads` decoders, which fill batch k+1 while the engine runs batch k."""
+        order = itertools.count()
+        runtimes, input_shape = self.loaded.runtimes, self.preprocess.input_shape
+
+        with decode_pool(self.decode_threads, self.decode_niceness) as decoders:
+
+            def fill(batch: np.ndarray) -> np.ndarray:  # (B, C, H, W)
+                picks = [next(order) for _ in range(batch_size)]
+                list(
+                    decoders.map(
+                        lambda row: self._decode(picks[row], batch[row]), range(batch_size)
+                    )
+                )
+                return batch
+
+            def lane(runtime, stop_at: float, cap: int) -> int:
+                buffers = [np.empty((batch_size, *input_shape), np.float32) for _ in range(2)]
+                images, turn = 0, 0
+                with ThreadPoolExecutor(1) as feeder:
+                    pending = feeder.submit(fill, buffers[turn])
+                    while images < cap and time.perf_counter() < stop_at:
+                        batch = pending.result()
+                        turn ^= 1
+                        pending = feeder.submit(fill, buffers[turn])
+                        runtime.run(batch)
+                        images += batch_size
+                    pending.result()
+                return images
+
+            warmup = np.empty((batch_size, *input_shape), np.float32)
+            for runtime in runtimes:  # first calls at a new batch size allocate
+                runtime.run(fill(warmup))
+            with ThreadPoolExecutor(len(runtimes)) as lanes:
+                started = time.perf_counter()
+                cap = -(-max_images // len(runtimes))
+                counts = list(lanes.map(lambda rt: lane(rt, started + seconds, cap), runtimes))
+                elapsed = time.perf_counter() - started
+        return CeilingPoint(batch_size, sum(counts), elapsed)
+
+    def _decode(self, index: int, out: np.ndarray) -> None:
+        decode_image(self.blobs[index % len(self.blobs)], self.preprocess, self.max_pixels, out)
+
+
 def measure_ceiling(
-    config: ModelConfig,
-    server: ServerConfig,
-    blobs: list[bytes],
-    *,
-    batch_sizes: list[int],
-    seconds: float,
-    max_images: int,
-    latency_samples: int,
-) -> tuple[Ceiling, Path]:
-    """Throughput of decode + preprocess + engine at each batch size, batch-1 latencies, and
-    the bundle directory the server will load (export is cached, so it is the same file)."""
-    loaded = load_model(config, server, progress=lambda message: None)
-    runtime, preprocess = loaded.runtimes[0], loaded.preprocess
-    max_pixels = server.limits.max_image_pixels
-    decode_ms = _decode_ms(blobs, preprocess, max_pixels, latency_samples)
-    engine_b1_ms = _engine_ms(runtime, preprocess, latency_samples)
-    points = [
-        _pipelined(
-            loaded.runtimes, preprocess, blobs, size, server.decode_threads, seconds, max_images
-        )
-        for size in batch_sizes
-    ]
-    return Ceiling(config.name, points, decode_ms, engine_b1_ms), _bundle_dir(
-        server.cache_dir, loaded.manifest
-    )
+    rig: EngineRig, *, batch_sizes: list[int], seconds: float, max_images: int, latency_samples: int
+) -> Ceiling:
+    """Throughput of decode + preprocess + engine at each batch size, and batch-1 latencies."""
+    decode_ms = rig.decode_ms(latency_samples)
+    engine_b1_ms = rig.engine_b1_ms(latency_samples)
+    points = [rig.throughput(size, seconds, max_images) for size in batch_sizes]
+    return Ceiling(rig.name, points, decode_ms, engine_b1_ms)
+
+
+def _median_ms(work, samples: int) -> float:
+    timings = []
+    for index in range(samples):
+        started = time.perf_counter()
+        work(index)
+        timings.append(time.perf_counter() - started)
+    return statistics.median(timings) * 1000
 
 
 def _bundle_dir(cache_dir: Path, manifest: dict) -> Path:
+    """The bundle directory the server will load (export is cached, so it is the same file)."""
     for candidate in sorted(cache_dir.glob("*/manifest.json")):
         if json.loads(candidate.read_text()).get("cache_key") == manifest.get("cache_key"):
             return candidate.parent
     raise FileNotFoundError(f"no bundle with cache_key {manifest.get('cache_key')} in {cache_dir}")
-
-
-def _pipelined(
-    runtimes: list,
-    preprocess: Preprocess,
-    blobs: list[bytes],
-    batch_size: int,
-    decode_threads: int,
-    seconds: float,
-    max_images: int,
-) -> CeilingPoint:
-    """One lane per runtime instance, as the server runs one batcher per instance; all lanes
-    share one pool of `decode_threads` decoders."""
-    order = itertools.count()
-
-    with ThreadPoolExecutor(decode_threads) as decoders:
-
-        def fill(batch: np.ndarray) -> np.ndarray:  # (B, C, H, W)
-            picks = [next(order) % len(blobs) for _ in range(batch_size)]
-            rows = decoders.map(
-                lambda row: decode_image(blobs[picks[row]], preprocess, 1 << 40, batch[row]),
-                range(batch_size),
-            )
-            list(rows)
-            return batch
-
-        def lane(runtime, stop_at: float, cap: int) -> int:
-            buffers = [
-                np.empty((batch_size, *preprocess.input_shape), np.float32) for _ in range(2)
-            ]
-            images, turn = 0, 0
-            with ThreadPoolExecutor(1) as feeder:
-                pending = feeder.submit(fill, buffers[turn])
-                while images < cap and time.perf_counter() < stop_at:
-                    batch = pending.result()
-                    turn ^= 1
-                    pending = feeder.submit(fill, buffers[turn])
-                    runtime.run(batch)
-                    images += batch_size
-                pending.result()
-            return images
-
-        warmup = np.empty((batch_size, *preprocess.input_shape), np.float32)
-        for runtime in runtimes:  # first calls at a new batch size allocate
-            runtime.run(fill(warmup))
-        with ThreadPoolExecutor(len(runtimes)) as lanes:
-            started = time.perf_counter()
-            cap = -(-max_images // len(runtimes))
-            counts = list(lanes.map(lambda rt: lane(rt, started + seconds, cap), runtimes))
-            elapsed = time.perf_counter() - started
-    return CeilingPoint(batch_size, sum(counts), elapsed)
-
-
-def _decode_ms(blobs: list[bytes], preprocess: Preprocess, max_pixels: int, samples: int) -> float:
-    out = np.empty(preprocess.input_shape, np.float32)  # (C, H, W)
-    timings = []
-    for index in range(samples):
-        started = time.perf_counter()
-        decode_image(blobs[index % len(blobs)], preprocess, max_pixels, out)
-        timings.append(time.perf_counter() - started)
-    return statistics.median(timings) * 1000
-
-
-def _engine_ms(runtime, preprocess: Preprocess, samples: int) -> float:
-    batch = np.random.default_rng(0).standard_normal((1, *preprocess.input_shape), np.float32)
-    runtime.run(batch)
-    timings = []
-    for _ in range(samples):
-        started = time.perf_counter()
-        runtime.run(batch)
-        timings.append(time.perf_counter() - started)
-    return statistics.median(timings) * 1000

@@ -79,7 +79,7 @@ def render(results: dict) -> str:
         + ", ".join(f"{name} {version}" for name, version in peers.items())
         + ".",
         "",
-        "Reproduce (the peers' venv is created on first use; ~10 minutes on a quiet machine):",
+        "Reproduce (the peers' venv is created on first use; ~20 minutes on a quiet machine):",
         "",
         "```bash",
         "bash bench/peers/setup.sh   # once: bench/.venv-peers (LitServe, TorchServe, matplotlib)",
@@ -95,11 +95,12 @@ def render(results: dict) -> str:
         "thread) with a Lua script that posts pre-built bodies in rotation: 64 synthetic "
         "224² JPEGs (quality 90: lighting gradients, shapes, texture, noise; ~15 KB) for "
         "resnet18, 64 grayscale 32² JPEGs for digits.",
-        f"- Each point: {settings['warmup_s']:.0f} s of discarded warm-up load, then "
-        f"{settings['duration_s']:.0f} s measured at concurrency "
-        f"{', '.join(map(str, settings['concurrency']))} (closed loop: each connection sends "
-        f"its next request when the answer arrives), capped at {settings['max_requests']} "
-        "answers.",
+        f"- Each point: one wrk run at concurrency {', '.join(map(str, settings['concurrency']))} "
+        "(closed loop: each connection sends its next request when the answer arrives); "
+        f"answers are counted from {settings['warmup_s']:.0f} s after it starts (the ramp while "
+        f"the first batches fill the queue is not counted) for {settings['duration_s']:.0f} s, "
+        f"capped at {settings['max_requests']} answers. Latency percentiles are wrk's, over the "
+        "whole run.",
         "- img/s counts 2xx answers only. 503 is deliberate load shedding (queue full); "
         '"errors" are any other status, socket errors and timeouts.',
         "- Mean batch = Δ`blockserve_batch_size_sum` / Δ`blockserve_batch_size_count` between "
@@ -108,23 +109,32 @@ def render(results: dict) -> str:
         "export, ONNX Runtime with the config's threads, warm-up) and `service.imaging."
         "decode_image`, pipelined as the server runs them: the decode pool "
         "(`decode_threads` threads) decodes batch *k+1* while ONNX Runtime computes batch *k*. "
-        "Every batch size up to `max_batch_size` is tried; the best is the ceiling. served ÷ "
-        "ceiling compares blockserve over HTTP against it.",
+        "Every batch size up to `max_batch_size` is tried; the best one is the ceiling's batch "
+        "size. The tables' ÷ ceiling column divides by that screening number and is indicative "
+        "only: it is the best of several noisy points, taken minutes apart from the row.",
+        "- **Head to head** (what the targets use): this 2-core VM drifts by ±15 % within "
+        "minutes, so every ratio the targets name is measured in alternating rounds (A B, B A, "
+        "A B, ...) of equal length, with the side not being measured paused (SIGSTOP; an idle "
+        "LitServe polls at ~15 % of a core): blockserve at concurrency 32 against the "
+        "in-process ceiling at its batch size, blockserve's p50 at concurrency 1 against the "
+        "in-process serial decode + engine (batch 1) median, and blockserve against each peer "
+        "at concurrency 32. Ratios are ratios of sums over the rounds; every round is listed.",
         "- Batching off = the same config with `max_batch_size: 1` for every model.",
         "- load = the machine's 1-minute load average right after the point. The benchmark "
         "itself accounts for about 2 (the engine's two threads, decoding, the client); clearly "
-        "more means other work shared the 2 cores. The resnet18 ceiling is re-measured at the "
-        "end of the run: a drift beyond 10 % marks the run as not stable.",
+        "more means other work shared the 2 cores.",
         "",
         f"**Headline**: {report.headline(results)}.",
-        "",
-        report.stability_line(results) + ".",
         "",
         "### Targets (issue #7)",
         "",
         "```text",
         *(target.line() for target in targets),
         "```",
+        "",
+        "### Head to head (alternating rounds)",
+        "",
+        report.head_to_head_table(results),
         "",
         "### Ceiling",
         "",

@@ -70,10 +70,13 @@ def run_wrk(
     concurrency: int,
     seconds: float,
     max_requests: int,
+    warmup_s: float = 0.0,
     threads: int = 1,
     timeout_s: float = 10.0,
 ) -> LoadResult:
-    """`concurrency` connections kept busy for `seconds`.
+    """`concurrency` connections kept busy for `warmup_s` + `seconds`; answers count from the
+    end of the warm-up, so the measured window is the steady state (latency percentiles are
+    wrk's, over the whole run).
 
     `max_requests` is a safety cap, set well above what the run can reach: wrk keeps timing the
     full `seconds` after a capped thread stops, so a capped run understates throughput.
@@ -86,7 +89,7 @@ def run_wrk(
         ensure_wrk(),
         f"-t{threads}",
         f"-c{concurrency}",
-        f"-d{max(1, round(seconds))}s",
+        f"-d{max(1, round(warmup_s + seconds))}s",
         f"--timeout={max(1, round(timeout_s))}s",
         "-s",
         str(SCRIPT),
@@ -95,34 +98,39 @@ def run_wrk(
         str(body_list),
         content_type,
         str(per_thread),
+        str(warmup_s),
     ]
     try:
         done = subprocess.run(
-            command, capture_output=True, text=True, timeout=seconds + timeout_s + 30
+            command, capture_output=True, text=True, timeout=warmup_s + seconds + timeout_s + 30
         )
     except subprocess.TimeoutExpired:
         raise LoadError(f"wrk did not finish within {seconds + timeout_s + 30:.0f} s") from None
     return parse_wrk_output(
-        done.stdout, concurrency, max_requests=per_thread * threads, stderr=done.stderr
+        done.stdout,
+        concurrency,
+        max_requests=per_thread * threads,
+        warmup_s=warmup_s,
+        stderr=done.stderr,
     )
 
 
 def parse_wrk_output(
-    stdout: str, concurrency: int, *, max_requests: int, stderr: str = ""
+    stdout: str, concurrency: int, *, max_requests: int, warmup_s: float = 0.0, stderr: str = ""
 ) -> LoadResult:
-    """The script's `RESULT {...}` line -> LoadResult."""
+    """The script's `RESULT {...}` line -> LoadResult over the steady window after warm-up."""
     line = next((ln for ln in stdout.splitlines() if ln.startswith("RESULT ")), None)
     if line is None:
         raise LoadError(f"wrk printed no RESULT line:\n{stdout}\n{stderr}".rstrip())
     raw = json.loads(line.removeprefix("RESULT "))
-    statuses = {str(code): int(count) for code, count in raw["statuses"].items()}
+    statuses = {str(code): int(count) for code, count in raw["steady_statuses"].items()}
     ok = sum(count for code, count in statuses.items() if code.startswith("2"))
     rejected = statuses.get("503", 0)
     socket_errors = sum(raw["socket_errors"].values())
     latency = raw["latency_us"]
     return LoadResult(
         concurrency=concurrency,
-        seconds=raw["duration_us"] / 1e6,
+        seconds=raw["duration_us"] / 1e6 - warmup_s,
         requests=raw["requests"],
         ok=ok,
         rejected=rejected,

@@ -104,6 +104,21 @@ def wait_ready(
     raise ServerFailed(f"{name} not ready at {url} after {timeout_s:.0f} s\n{_tail(log_path)}")
 
 
+@contextmanager
+def paused(*processes: subprocess.Popen) -> Iterator[None]:
+    """Stop the process groups of `processes` (SIGSTOP) for the block, then continue them, so an
+    idle server that polls (LitServe's workers take ~15 % of a core doing nothing) steals no
+    CPU from the one being measured."""
+    for process in processes:
+        os.killpg(process.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for process in processes:
+            with suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGCONT)
+
+
 def _stop_group(process: subprocess.Popen, grace_s: float = 20.0) -> None:
     for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
         try:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from serving.paired import HeadToHead
+
 HEADLINE_CONCURRENCY = 32
 TAIL_CONCURRENCY = 64
 SERVED_VS_CEILING = 0.90
@@ -18,6 +20,7 @@ P99_OVER_P50 = 2.0
 DOCUMENTED_PEERS = ("litserve-documented", "torchserve")
 SAME_ONNX_PEER = "litserve-onnx"
 LATENCIES = ("p50_ms", "p95_ms", "p99_ms")
+NOT_PAIRED = "not measured head to head (blockserve and this reference in alternating rounds)"
 
 
 @dataclass(frozen=True)
@@ -55,54 +58,57 @@ def evaluate_targets(results: dict) -> list[TargetResult]:
     ]
 
 
+def head_to_head(results: dict, name: str) -> HeadToHead | None:
+    found = next((h for h in results.get("head_to_head", []) if h["name"] == name), None)
+    return HeadToHead.from_dict(found) if found else None
+
+
+def _rounds(pair: HeadToHead, spec: str = ".2f") -> str:
+    values = pair.round_ratios() if pair.unit != "ms" else _differences(pair)
+    return f"{len(values)} rounds: " + ", ".join(format(value, spec) for value in values)
+
+
+def _differences(pair: HeadToHead) -> list[float]:
+    return [b - a for a, b in zip(pair.a_values, pair.b_values, strict=True)]
+
+
 def _served_vs_ceiling(results: dict) -> TargetResult:
     name = f"served img/s at c={HEADLINE_CONCURRENCY} >= {SERVED_VS_CEILING:.2f} x ceiling"
-    served = find(results, "blockserve", "resnet18", HEADLINE_CONCURRENCY)
-    ceiling = results["ceilings"].get("resnet18")
-    if served is None or ceiling is None:
-        return TargetResult(name, None, "not measured")
-    if served["ok"] == 0:
-        return TargetResult(name, False, "no successful answer at this concurrency")
-    ratio = served["throughput"] / ceiling["throughput"]
+    pair = head_to_head(results, "ceiling")
+    if pair is None:
+        return TargetResult(name, None, NOT_PAIRED)
     detail = (
-        f"{served['throughput']:.1f} / {ceiling['throughput']:.1f} img/s "
-        f"(ceiling at batch {ceiling['best_batch_size']}) = {ratio:.2f}"
+        f"{pair.b_mean:.1f} / {pair.a_mean:.1f} img/s ({pair.a}) = {pair.ratio:.2f} "
+        f"({_rounds(pair)})"
     )
-    return TargetResult(name, ratio >= SERVED_VS_CEILING, detail)
+    return TargetResult(name, pair.ratio >= SERVED_VS_CEILING, detail)
 
 
 def _p50_overhead(results: dict) -> TargetResult:
     name = f"p50 at c=1 <= decode + preprocess + engine(b=1) + {P50_OVERHEAD_MS:.0f} ms"
-    served = find(results, "blockserve", "resnet18", 1)
-    ceiling = results["ceilings"].get("resnet18")
-    if served is None or ceiling is None:
-        return TargetResult(name, None, "not measured")
-    if served["ok"] == 0:
-        return TargetResult(name, False, "no successful answer at this concurrency")
-    budget = ceiling["serial_b1_ms"] + P50_OVERHEAD_MS
+    pair = head_to_head(results, "serial")
+    if pair is None:
+        return TargetResult(name, None, NOT_PAIRED)
     detail = (
-        f"p50 {served['p50_ms']:.1f} ms vs budget {budget:.1f} ms "
-        f"({ceiling['decode_ms']:.1f} decode+preprocess + {ceiling['engine_b1_ms']:.1f} engine "
-        f"+ {P50_OVERHEAD_MS:.0f}); overhead {served['p50_ms'] - ceiling['serial_b1_ms']:+.1f} ms"
+        f"p50 {pair.b_mean:.1f} ms vs {pair.a_mean:.1f} ms serial in-process: overhead "
+        f"{pair.difference:+.1f} ms ({_rounds(pair, '+.1f')} ms)"
     )
-    return TargetResult(name, served["p50_ms"] <= budget, detail)
+    return TargetResult(name, pair.difference <= P50_OVERHEAD_MS, detail)
 
 
 def _vs_peer(results: dict, peer: str, factor: float) -> TargetResult:
     label = results["servers"].get(peer, {}).get("label", peer)
     name = f"img/s at c={HEADLINE_CONCURRENCY} >= {factor:.1f} x {label}"
-    ours = find(results, "blockserve", "resnet18", HEADLINE_CONCURRENCY)
-    theirs = find(results, peer, "resnet18", HEADLINE_CONCURRENCY)
-    if ours is None or theirs is None:
-        why = results["servers"].get(peer, {}).get("error") or "not measured"
+    pair = head_to_head(results, peer)
+    if pair is None:
+        why = results["servers"].get(peer, {}).get("error") or NOT_PAIRED
         return TargetResult(name, None, why.splitlines()[0])
-    if theirs["throughput"] == 0:
-        if ours["throughput"] == 0:
+    if pair.a_mean == 0:
+        if pair.b_mean == 0:
             return TargetResult(name, None, "neither answered a request in the run")
-        return TargetResult(name, True, f"{ours['throughput']:.1f} img/s vs 0 (peer answered none)")
-    ratio = ours["throughput"] / theirs["throughput"]
-    detail = f"{ours['throughput']:.1f} / {theirs['throughput']:.1f} img/s = {ratio:.2f}x"
-    return TargetResult(name, ratio >= factor, detail)
+        return TargetResult(name, True, f"{pair.b_mean:.1f} img/s vs 0 (peer answered none)")
+    detail = f"{pair.b_mean:.1f} / {pair.a_mean:.1f} img/s = {pair.ratio:.2f}x ({_rounds(pair)})"
+    return TargetResult(name, pair.ratio >= factor, detail)
 
 
 def _tail(results: dict) -> TargetResult:
@@ -120,37 +126,37 @@ def _tail(results: dict) -> TargetResult:
     return TargetResult(name, ratio <= P99_OVER_P50 and served["failed"] == 0, detail)
 
 
-STABLE_DRIFT = 0.10
-
-
 def headline(results: dict) -> str:
-    """The README sentence: served vs ceiling and vs each peer at the headline concurrency."""
-    ours = find(results, "blockserve", "resnet18", HEADLINE_CONCURRENCY)
-    ceiling = results["ceilings"].get("resnet18")
-    if ours is None or ceiling is None or not ours["ok"]:
-        return "headline: blockserve resnet18 at concurrency 32 not measured"
+    """The README sentence: blockserve vs the ceiling and vs each peer, head to head."""
+    ceiling = head_to_head(results, "ceiling")
+    if ceiling is None:
+        return f"headline: blockserve resnet18 at concurrency {HEADLINE_CONCURRENCY} not measured"
     parts = [
         f"resnet18 224² ONNX on {results['meta']['machine']['cores']} CPU cores, "
-        f"{HEADLINE_CONCURRENCY} concurrent clients: {ours['throughput']:.1f} img/s = "
-        f"{ours['throughput'] / ceiling['throughput']:.2f} x the in-process ceiling"
+        f"{HEADLINE_CONCURRENCY} concurrent clients: {ceiling.b_mean:.1f} img/s = "
+        f"{ceiling.ratio:.2f} x the in-process ceiling"
     ]
     for name, server in results["servers"].items():
-        theirs = find(results, name, "resnet18", HEADLINE_CONCURRENCY)
-        if server["peer"] and theirs and theirs["throughput"]:
-            parts.append(f"{ours['throughput'] / theirs['throughput']:.2f} x {server['label']}")
+        pair = head_to_head(results, name)
+        if server["peer"] and pair and pair.a_mean:
+            parts.append(f"{pair.ratio:.2f} x {server['label']}")
     return "; ".join(parts)
 
 
-def stability_line(results: dict) -> str:
-    """Whether the resnet18 ceiling held from the start to the end of the run."""
-    recheck = results.get("ceiling_recheck")
-    if not recheck:
-        return "ceiling re-check: not run"
-    verdict = "stable" if abs(recheck["drift"]) <= STABLE_DRIFT else "NOT STABLE (other load?)"
-    return (
-        f"ceiling re-check at the end: {recheck['throughput']:.1f} img/s at batch "
-        f"{recheck['batch_size']}, {recheck['drift']:+.0%} vs the start: machine {verdict}"
-    )
+def head_to_head_table(results: dict) -> str:
+    rows = [
+        "| blockserve vs | unit | reference | blockserve | ratio / difference | per round |",
+        "|---|---|--:|--:|--:|---|",
+    ]
+    for entry in results.get("head_to_head", []):
+        pair = HeadToHead.from_dict(entry)
+        summary = f"{pair.difference:+.1f} ms" if pair.unit == "ms" else f"{pair.ratio:.2f}x"
+        rounds = _rounds(pair, "+.1f" if pair.unit == "ms" else ".2f").split(": ", 1)[1]
+        rows.append(
+            f"| {pair.a} | {pair.unit} | {pair.a_mean:.1f} | {pair.b_mean:.1f} | {summary} "
+            f"| {rounds} |"
+        )
+    return "\n".join(rows)
 
 
 def _fmt(value: float | None, spec: str = ".1f") -> str:

@@ -27,6 +27,10 @@ class Settings:
     bundle: Path  # resnet18 ONNX bundle blockserve serves (LitServe setup 2 reuses it)
     max_batch_size: int  # peers' batch cap, blockserve resnet18's by default
     peer_batch_delay_ms: float
+    # blockserve resnet18's engine setup, mirrored by LitServe setup 2
+    ort_allow_spinning: bool
+    ort_threads: int | None
+    instances: int
 
 
 @dataclass(frozen=True)
@@ -145,12 +149,18 @@ def litserve_onnx(settings: Settings, port: int) -> ServerCase:
             str(settings.bundle),
             "--repo",
             str(REPO),
+            "--allow-spinning",
+            str(int(settings.ort_allow_spinning)),
+            *(["--intra-op-threads", str(settings.ort_threads)] if settings.ort_threads else []),
+            "--workers",
+            str(settings.instances),
             *_litserve_batching(settings),
         ],
         ready_url=f"http://127.0.0.1:{port}/health",
         ready_body=b"ok",
         workloads=(Workload("resnet18", "/predict", "multipart", "rgb224"),),
-        notes=f"multipart upload, {settings.bundle.name}/model.onnx, service.imaging decode",
+        notes=f"multipart upload, {settings.bundle.name}/model.onnx, service.imaging decode, "
+        f"{settings.instances} worker(s) x {settings.ort_threads or 'default'} ORT thread(s)",
     )
 
 

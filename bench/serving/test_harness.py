@@ -1,7 +1,7 @@
 """The benchmark's bookkeeping, which must be right for its numbers to mean anything.
 
-Run: .venv/bin/pytest bench/serving (not part of tests/: bench/ is never a test suite, but
-these check parsing and arithmetic, not speed).
+They check parsing, ordering and arithmetic, never speed, so they run with the test suite
+(`bench/serving` is in pytest's testpaths).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from serving.bodies import MULTIPART_BOUNDARY, write_bodies
 from serving.docs import BEGIN, END, replace_section
 from serving.images import write_corpus
 from serving.load import parse_wrk_output
+from serving.paired import HeadToHead, alternate
 from serving.profile import summarize
 from serving.scrape import HistogramTotals, mean_batch_size
 
@@ -23,7 +24,8 @@ WRK_RESULT = (
     'RESULT {"requests": 120, "duration_us": 2000000, "bytes": 1, '
     '"socket_errors": {"connect": 0, "read": 1, "write": 0, "timeout": 2}, '
     '"latency_us": {"p50": 1500, "p90": 2000, "p95": 2500, "p99": 4000, "mean": 1600.0, '
-    '"max": 9000}, "statuses": {"200": 100, "503": 15, "500": 5}}'
+    '"max": 9000}, "statuses": {"200": 130, "503": 15, "500": 6}, '
+    '"steady_statuses": {"200": 100, "503": 15, "500": 5}}'
 )
 
 
@@ -33,6 +35,12 @@ def test_wrk_result_splits_deliberate_503s_from_other_errors():
     assert result.throughput == pytest.approx(50.0)  # 2xx only, per second
     assert (result.p50_ms, result.p99_ms) == (1.5, 4.0)
     assert not result.capped
+
+
+def test_wrk_result_counts_only_the_window_after_warm_up():
+    result = parse_wrk_output(WRK_RESULT, 8, max_requests=1000, warmup_s=1.0)
+    assert result.seconds == pytest.approx(1.0)  # 2 s run - 1 s warm-up
+    assert result.throughput == pytest.approx(100.0)  # the 100 steady 2xx answers, not 130
 
 
 def test_wrk_result_flags_a_run_ended_by_the_request_cap():
@@ -73,50 +81,68 @@ def test_corpus_is_seeded_jpegs_of_the_requested_kind(tmp_path):
         assert (image.format, image.mode, image.size) == ("JPEG", "L", (32, 32))
 
 
-CEILING = {
-    "throughput": 85.0,
-    "best_batch_size": 8,
-    "serial_b1_ms": 28.0,
-    "decode_ms": 3.0,
-    "engine_b1_ms": 25.0,
-}
+def _pair(name, unit, reference, blockserve):
+    """A head-to-head entry with the same value in each of two rounds."""
+    return HeadToHead(name, name, "blockserve", unit, [reference] * 2, [blockserve] * 2).to_dict()
 
 
-def _results(ours_c32=80.0, peer_c32=40.0, p50_c1=30.0, p99_c64=50.0, failed_c64=0):
-    def row(server, concurrency, throughput, p50=20.0, p99=30.0, failed=0):
-        return {
-            "server": server, "model": "resnet18", "concurrency": concurrency,
-            "throughput": throughput, "ok": 1, "p50_ms": p50, "p99_ms": p99,
-            "rejected": 3, "failed": failed,
-        }  # fmt: skip
-
+def _results(ceiling=(85.0, 80.0), serial=(28.0, 30.0), torchserve=(40.0, 80.0), tail=(30, 50, 0)):
+    p50, p99, failed = tail
+    c64 = {
+        "server": "blockserve", "model": "resnet18", "concurrency": 64, "throughput": 80.0,
+        "ok": 1, "p50_ms": p50, "p99_ms": p99, "rejected": 3, "failed": failed,
+    }  # fmt: skip
     return {
-        "ceilings": {"resnet18": CEILING},
-        "servers": {name: {"label": name} for name in ("blockserve", "torchserve")},
-        "measurements": [
-            row("blockserve", 1, 30.0, p50=p50_c1),
-            row("blockserve", 32, ours_c32),
-            row("blockserve", 64, ours_c32, p50=30.0, p99=p99_c64, failed=failed_c64),
-            row("torchserve", 32, peer_c32),
+        "servers": {name: {"label": name, "peer": True} for name in ("blockserve", "torchserve")},
+        "measurements": [c64],
+        "head_to_head": [
+            _pair("ceiling", "img/s", *ceiling),
+            _pair("serial", "ms", *serial),
+            _pair("torchserve", "img/s", *torchserve),
         ],
     }
 
 
 def _verdicts(results):
-    return {t.name.split(":")[0]: t.passed for t in report.evaluate_targets(results)}
+    return [t.passed for t in report.evaluate_targets(results)]
 
 
 def test_targets_pass_and_fail_on_the_issue_thresholds():
-    passing = list(_verdicts(_results()).values())
     # ceiling 80/85, p50 30 <= 28 + 3, 2x torchserve, p99 50 <= 2 x 30; litserve peers absent
-    assert passing == [True, True, None, True, None, True]
-    failing = _results(ours_c32=70.0, peer_c32=50.0, p50_c1=31.5, p99_c64=61.0)
-    assert list(_verdicts(failing).values()) == [False, False, None, False, None, False]
+    assert _verdicts(_results()) == [True, True, None, True, None, True]
+    failing = _results(
+        ceiling=(85.0, 76.0), serial=(28.0, 31.5), torchserve=(50, 70), tail=(30, 61, 0)
+    )
+    assert _verdicts(failing) == [False, False, None, False, None, False]
+
+
+def test_ratio_targets_need_head_to_head_rounds():
+    results = _results()
+    del results["head_to_head"]
+    assert _verdicts(results) == [None, None, None, None, None, True]
 
 
 def test_tail_target_fails_on_errors_other_than_503():
-    verdicts = list(_verdicts(_results(failed_c64=1)).values())
-    assert verdicts[-1] is False
+    assert _verdicts(_results(tail=(30, 50, 1)))[-1] is False
+
+
+def test_head_to_head_alternates_sides_so_drift_weighs_on_both():
+    calls = []
+    a_values, b_values = alternate(
+        lambda: calls.append("a") or len(calls), lambda: calls.append("b") or len(calls), 4
+    )
+    assert "".join(calls) == "abbaabba"
+    assert (a_values, b_values) == ([1, 4, 5, 8], [2, 3, 6, 7])
+    with pytest.raises(ValueError, match="rounds"):
+        alternate(lambda: 1.0, lambda: 1.0, 0)
+
+
+def test_head_to_head_ratio_is_a_ratio_of_sums():
+    pair = HeadToHead("x", "ref", "blockserve", "img/s", [10.0, 30.0], [20.0, 20.0])
+    assert pair.ratio == pytest.approx(1.0)  # not the mean of 2.0 and 0.67
+    assert pair.round_ratios() == pytest.approx([2.0, 2 / 3])
+    assert pair.difference == pytest.approx(0.0)
+    assert HeadToHead.from_dict(pair.to_dict()) == pair
 
 
 def test_docs_section_is_replaced_in_place_and_other_sections_kept():

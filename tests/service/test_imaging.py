@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
+import sys
+import threading
 import warnings
 
 import numpy as np
@@ -12,7 +15,7 @@ from PIL.JpegImagePlugin import JpegImageFile
 from service_fakes import png_bytes
 
 from service.errors import CorruptImage, InvalidInput, PayloadTooLarge, UnsupportedMediaType
-from service.imaging import Preprocess, decode_image, decode_images, split_body
+from service.imaging import Preprocess, decode_image, decode_images, decode_pool, split_body
 
 GRAY = Preprocess("gray", resize=8, crop=(8, 8), mean=(0.0,), std=(1.0,))
 RGB = Preprocess("rgb", resize=8, crop=(8, 8), mean=(0.0,) * 3, std=(1.0,) * 3)
@@ -62,6 +65,19 @@ def test_mean_and_std_normalise_each_channel():
     preprocess = Preprocess("rgb", 8, (8, 8), mean=(0.5, 0.0, 1.0), std=(0.5, 1.0, 2.0))
     out = decode(png_bytes(np.full((8, 8, 3), 255, np.uint8)), preprocess)
     assert out[:, 0, 0].tolist() == pytest.approx([1.0, 1.0, 0.0])
+
+
+def test_normalise_matches_the_formula_for_every_pixel_value_and_fills_out_in_place():
+    preprocess = Preprocess("rgb", 8, (8, 8), mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+    pixels = np.broadcast_to(np.arange(256, dtype=np.uint8), (3, 1, 256))  # (C, H, W)
+    mean = np.array(preprocess.mean).reshape(3, 1, 1)
+    std = np.array(preprocess.std).reshape(3, 1, 1)
+    out = np.empty(pixels.shape, np.float32)
+
+    result = preprocess.normalise(pixels, out=out)
+
+    assert result is out and out.dtype == np.float32
+    np.testing.assert_allclose(out, (pixels / 255 - mean) / std, rtol=1e-6, atol=1e-6)
 
 
 def test_large_jpeg_uses_draft_mode_and_matches_a_full_decode(monkeypatch):
@@ -158,3 +174,17 @@ def test_split_body_rejections():
         split_body("application/json", b'{"images": []}', 2)
     with pytest.raises(InvalidInput, match="data: URL without ';base64'"):
         split_body("application/json", b'{"images": ["data:image/png,abc"]}', 2)
+
+
+def thread_priority(_: object = None) -> int:
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="per-thread niceness is Linux's")
+def test_decode_threads_run_niceness_steps_below_the_thread_that_made_them():
+    own = thread_priority()
+
+    with decode_pool(2, niceness=3) as lowered, decode_pool(1, niceness=0) as unchanged:
+        assert set(lowered.map(thread_priority, range(8))) == {min(own + 3, 19)}
+        assert unchanged.submit(thread_priority).result() == own
+    assert thread_priority() == own  # the caller keeps its priority

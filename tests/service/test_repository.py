@@ -91,6 +91,21 @@ async def test_each_instance_has_a_batcher_and_requests_go_to_the_least_loaded(
     assert queued == [2, 2]
 
 
+async def test_a_request_goes_to_an_idle_instance_not_behind_a_running_batch(tmp_path, repository):
+    runtime = FakeRuntime(blocked=True)
+    config = repository_config(tmp_path, {"instances": 2})
+    models = await repository(config, fake_loader(runtime))
+    await models.wait_loaded()
+    handle = models.get("digits")
+
+    first = asyncio.create_task(handle.infer(DIGIT_BATCH, None))
+    await asyncio.to_thread(runtime.wait_started, 1)  # running: nothing left in its queue
+    second = asyncio.create_task(handle.infer(DIGIT_BATCH, None))
+    await asyncio.to_thread(runtime.wait_started, 1, 5)  # on the other instance, at once
+    runtime.gate.set()
+    await asyncio.gather(first, second)
+
+
 async def test_close_stops_accepting_and_answers_every_queued_request(tmp_path, repository):
     runtime = FakeRuntime(blocked=True)
     models = await repository(repository_config(tmp_path, {}), fake_loader(runtime))
@@ -149,3 +164,9 @@ def test_runtime_options_carry_ort_settings_to_onnx_only(tmp_path):
         "allow_spinning": True,
     }
     assert runtime_options(torchscript.models[0], torchscript.server) == {}
+
+
+def test_a_models_own_intra_op_threads_win_over_the_server_default(tmp_path):
+    config = repository_config(tmp_path, {"ort": {"intra_op_threads": 1}}, ort_threads=2)
+
+    assert runtime_options(config.models[0], config.server)["intra_op_threads"] == 1
