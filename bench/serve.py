@@ -10,9 +10,11 @@ One run measures, on 127.0.0.1 only and one server at a time:
     digits model, raw JPEG bodies;
   * the peers: LitServe documented (torchvision eager), LitServe on blockserve's ONNX file and
     preprocessing, TorchServe 0.12 with its image_classifier handler, all with batching on.
-Load comes from wrk (a separate, compiled process) at each concurrency: a warm-up run that is
-discarded, then a measured run bounded by --duration and --max-requests. The whole run stops
-starting new measurements after --max-minutes. Targets print as PASS/FAIL lines.
+Load comes from wrk (a separate, compiled process) at each concurrency: one run of --warmup +
+--duration seconds whose answers count only after the warm-up, bounded by --max-requests.
+Then the head-to-head phase (serving/paired.py): each ratio a target names is measured in
+--rounds alternating rounds of --round-seconds per side, the side not measured paused. The whole
+run stops starting new measurements after --max-minutes. Targets print as PASS/FAIL lines.
 """
 
 from __future__ import annotations
