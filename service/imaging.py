@@ -11,6 +11,7 @@ import base64
 import binascii
 import functools
 import io
+import logging
 import math
 import os
 import sys
@@ -29,6 +30,8 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from models import DefaultCfg
 from service.config import PreprocessConfig
 from service.errors import CorruptImage, InvalidInput, PayloadTooLarge, UnsupportedMediaType
+
+log = logging.getLogger(__name__)
 
 # The pixel limit is enforced per config in `decode_image`, from the header, before decoding.
 Image.MAX_IMAGE_PIXELS = None
@@ -145,9 +148,13 @@ def decode_pool(threads: int, niceness: int) -> ThreadPoolExecutor:
 
 
 def _lower_priority(niceness: int) -> None:
-    if niceness and sys.platform == "linux":  # Linux applies PRIO_PROCESS to one thread id
-        thread = threading.get_native_id()
+    if not niceness or sys.platform != "linux":  # Linux applies PRIO_PROCESS to one thread id
+        return
+    thread = threading.get_native_id()
+    try:
         os.setpriority(os.PRIO_PROCESS, thread, os.getpriority(os.PRIO_PROCESS, thread) + niceness)
+    except OSError as error:  # a sandbox that forbids it: decode at the usual priority
+        log.warning("decode thread keeps its priority: setpriority failed: %s", error)
 
 
 def decode_images(blobs: list[bytes], preprocess: Preprocess, max_pixels: int) -> np.ndarray:

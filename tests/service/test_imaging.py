@@ -188,3 +188,14 @@ def test_decode_threads_run_niceness_steps_below_the_thread_that_made_them():
         assert set(lowered.map(thread_priority, range(8))) == {min(own + 3, 19)}
         assert unchanged.submit(thread_priority).result() == own
     assert thread_priority() == own  # the caller keeps its priority
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="per-thread niceness is Linux's")
+def test_decode_threads_still_work_where_the_os_refuses_a_lower_priority(monkeypatch, caplog):
+    def refuse(*args):
+        raise PermissionError("operation not permitted")
+
+    monkeypatch.setattr(os, "setpriority", refuse)
+    with decode_pool(1, niceness=5) as pool:
+        assert pool.submit(thread_priority).result() == thread_priority()
+    assert "decode thread keeps its priority" in caplog.text
