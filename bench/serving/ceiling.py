@@ -47,11 +47,6 @@ class Ceiling:
     def best(self) -> CeilingPoint:
         return max(self.points, key=lambda point: point.throughput)
 
-    @property
-    def serial_b1_ms(self) -> float:
-        """What one request costs with no server: decode + preprocess + engine at batch 1."""
-        return self.decode_ms + self.engine_b1_ms
-
     def to_dict(self) -> dict:
         return {
             "model": self.model,
@@ -60,7 +55,6 @@ class Ceiling:
             "throughput": self.best.throughput,
             "decode_ms": self.decode_ms,
             "engine_b1_ms": self.engine_b1_ms,
-            "serial_b1_ms": self.serial_b1_ms,
         }
 
 

@@ -63,13 +63,16 @@ def head_to_head(results: dict, name: str) -> HeadToHead | None:
     return HeadToHead.from_dict(found) if found else None
 
 
-def _rounds(pair: HeadToHead, spec: str = ".2f") -> str:
-    values = pair.round_ratios() if pair.unit != "ms" else _differences(pair)
-    return f"{len(values)} rounds: " + ", ".join(format(value, spec) for value in values)
+def _per_round(pair: HeadToHead) -> str:
+    """Each round's blockserve ÷ reference, or blockserve − reference for latencies."""
+    if pair.unit == "ms":
+        rounds = zip(pair.a_values, pair.b_values, strict=True)
+        return ", ".join(f"{b - a:+.1f}" for a, b in rounds)
+    return ", ".join(f"{ratio:.2f}" for ratio in pair.round_ratios())
 
 
-def _differences(pair: HeadToHead) -> list[float]:
-    return [b - a for a, b in zip(pair.a_values, pair.b_values, strict=True)]
+def _rounds(pair: HeadToHead) -> str:
+    return f"{len(pair.a_values)} rounds: {_per_round(pair)}"
 
 
 def _served_vs_ceiling(results: dict) -> TargetResult:
@@ -91,7 +94,7 @@ def _p50_overhead(results: dict) -> TargetResult:
         return TargetResult(name, None, NOT_PAIRED)
     detail = (
         f"p50 {pair.b_mean:.1f} ms vs {pair.a_mean:.1f} ms serial in-process: overhead "
-        f"{pair.difference:+.1f} ms ({_rounds(pair, '+.1f')} ms)"
+        f"{pair.difference:+.1f} ms ({_rounds(pair)} ms)"
     )
     return TargetResult(name, pair.difference <= P50_OVERHEAD_MS, detail)
 
@@ -151,10 +154,9 @@ def head_to_head_table(results: dict) -> str:
     for entry in results.get("head_to_head", []):
         pair = HeadToHead.from_dict(entry)
         summary = f"{pair.difference:+.1f} ms" if pair.unit == "ms" else f"{pair.ratio:.2f}x"
-        rounds = _rounds(pair, "+.1f" if pair.unit == "ms" else ".2f").split(": ", 1)[1]
         rows.append(
             f"| {pair.a} | {pair.unit} | {pair.a_mean:.1f} | {pair.b_mean:.1f} | {summary} "
-            f"| {rounds} |"
+            f"| {_per_round(pair)} |"
         )
     return "\n".join(rows)
 
