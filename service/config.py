@@ -165,6 +165,54 @@ class LimitsConfig(_Strict):
     max_body_bytes: PositiveInt = 32 * 1024 * 1024  # 413 above
     max_image_pixels: PositiveInt = 40_000_000  # width * height, checked before decoding: 413
     max_images_per_request: PositiveInt = 64
+    # Decoded size of one request's tensors (shape x datatype), checked before any data is
+    # parsed: 413 above.
+    max_tensor_bytes: PositiveInt = 64 * 1024 * 1024
+    # Bytes of request bodies held at once across all requests (read, decoding or queued):
+    # a request whose declared body does not fit gets 503 + Retry-After before it is read.
+    max_inflight_body_bytes: PositiveInt = 256 * 1024 * 1024
+    # Requests waiting for a decode thread beyond those being decoded: 503 + Retry-After above.
+    max_decode_backlog: PositiveInt = 64
+
+
+DEFAULT_IMAGE_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")
+
+
+class ImagingConfig(_Strict):
+    """Image decoding: which decoders may run, and what is decoded on the event loop."""
+
+    # Pillow format names `Image.open` may use; anything else is 415 before decoding.
+    formats: tuple[str, ...] = DEFAULT_IMAGE_FORMATS
+    # Bodies up to this size whose images all have at most `inline_max_pixels` pixels are
+    # decoded on the event loop (no thread hop); anything larger goes to the decode pool.
+    inline_max_bytes: Annotated[int, Field(ge=0)] = 16 * 1024
+    inline_max_pixels: Annotated[int, Field(ge=0)] = 64 * 64
+
+    @field_validator("formats")
+    @classmethod
+    def _upper(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(name.upper() for name in value)
+
+
+class TlsConfig(_Strict):
+    """A certificate and its key (PEM files) for HTTPS and gRPC over TLS."""
+
+    cert_file: Path
+    key_file: Path
+
+    @field_validator("cert_file", "key_file", mode="before")
+    @classmethod
+    def _resolve_files(cls, value: Any, info: ValidationInfo) -> Any:
+        return _resolve(value, info) if isinstance(value, str | Path) else value
+
+
+class HttpConfig(_Strict):
+    """HTTP connection limits: what a slow or hostile client may hold."""
+
+    keep_alive_timeout_s: PositiveFloat = 5.0  # idle keep-alive; announced in `Keep-Alive`
+    max_header_bytes: PositiveInt = 64 * 1024  # request line + headers: 431 above
+    header_timeout_s: PositiveFloat = 10.0  # to receive the request line and headers: 408
+    body_idle_timeout_s: PositiveFloat = 10.0  # between two chunks of a body: 408
 
 
 class GrpcConfig(_Strict):
@@ -182,7 +230,18 @@ class ServerConfig(_Strict):
     # How many nice steps the decode threads run below the engine's (Linux; 0: same priority).
     decode_niceness: Annotated[int, Field(ge=0, le=19)] = 10
     retry_after_s: PositiveInt = 1  # Retry-After sent with 503 when a queue is full
-    shutdown_timeout_s: PositiveFloat | None = None  # None: wait for every accepted request
+    # On SIGTERM: readiness turns false at once, new connections are still answered for
+    # `drain_delay_s` (so load balancers notice), then the listener closes and requests in
+    # flight get up to `shutdown_timeout_s` to finish.
+    drain_delay_s: Annotated[float, Field(ge=0)] = 0.0
+    shutdown_timeout_s: PositiveFloat = 30.0
+    # Ready only when every configured model is READY (Triton's --strict-readiness); false:
+    # when the default model is.
+    strict_readiness: bool = True
+    docs_enabled: bool = True  # /docs, /redoc and /openapi.json
+    imaging: ImagingConfig = Field(default_factory=ImagingConfig)
+    http: HttpConfig = Field(default_factory=HttpConfig)
+    tls: TlsConfig | None = None  # HTTPS and gRPC over TLS when set
     grpc: GrpcConfig = Field(default_factory=GrpcConfig)
 
     @field_validator("cache_dir", mode="before")
