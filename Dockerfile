@@ -98,10 +98,15 @@ WORKDIR /var/lib/blockserve
 EXPOSE 8000 8001
 
 # No curl in slim images: Python's urllib (non-2xx raises, so the check fails).
+# /v2/health/ready is 200 only once every configured model is READY (strict readiness), and
+# turns non-2xx as soon as a shutdown starts.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health/ready' % os.environ['BLOCKSERVE_PORT'], timeout=4)"]
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/v2/health/ready' % os.environ['BLOCKSERVE_PORT'], timeout=4)"]
 
-# Exec form: the server is PID 1 and gets `docker stop`'s SIGTERM itself; it stops accepting,
-# answers every accepted request, then exits 0. `blockserve serve` reads the BLOCKSERVE_* env.
+# Exec form: the server is PID 1 and gets `docker stop`'s SIGTERM itself; it turns not ready,
+# answers for server.drain_delay_s, closes the listener, answers every request already sent
+# (for at most server.shutdown_timeout_s, 30 s), then exits 0. Give `docker stop` a longer
+# grace than that (`--time 60`; compose sets stop_grace_period). `blockserve serve` reads
+# the BLOCKSERVE_* env.
 STOPSIGNAL SIGTERM
 CMD ["blockserve", "serve"]

@@ -1,5 +1,6 @@
 """blockserve models: blocks, specs, the zoo, weights and architecture summaries."""
 
+from models import zoo  # noqa: F401  (registers the zoo's models)
 from models.builder import build_network
 from models.default_cfgs import DefaultCfg
 from models.registry import create_model, list_models, model_default_cfg, model_spec, register_model

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.registry import create_model, model_default_cfg
-from models.weights import file_sha256, save_weights
+from models.weights import atomic_path, file_sha256, save_weights
 
 DIGITS_ARCH = "resnet_digits"
 SPLIT_SEED = 0
@@ -120,7 +120,8 @@ def train_digits(
     config: TrainConfig = TrainConfig(),
     progress: Callable[[str], None] | None = None,
 ) -> DigitsReport:
-    """Train `resnet_digits`, write `out` (.safetensors) and `out.with_suffix('.json')`."""
+    """Train `resnet_digits`, write `out` (.safetensors) and `out.with_suffix('.json')`, each
+    atomically (a crash leaves no half file)."""
     report = progress or (lambda message: None)
     out = Path(out)
     split = load_digits_split()
@@ -159,7 +160,8 @@ def train_digits(
         config=asdict(config),
         torch=torch.__version__,
     )
-    out.with_suffix(".json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    with atomic_path(out.with_suffix(".json")) as partial:
+        partial.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
     report(f"test accuracy {test_accuracy:.2%} on {result.test_size} held-out digits")
     return result
 

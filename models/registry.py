@@ -2,7 +2,8 @@
 
 A registered function takes no arguments and returns the model's base `NetworkSpec`; the
 decorator returns a wrapper ``fn(**overrides) -> NetworkSpec`` that applies overrides
-(`NetworkSpec.with_overrides`). The model name is the function name.
+(`NetworkSpec.with_overrides`). The model name is the function name. Importing the `models`
+package registers the zoo (`models.zoo`).
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import functools
-import importlib
 from collections.abc import Callable
 
 from torch import nn
@@ -42,7 +42,7 @@ def register_model(fn: Callable[[], NetworkSpec]) -> SpecFn:
 
 def list_models(pattern: str = "*") -> list[str]:
     """Sorted names of registered models matching the fnmatch `pattern`."""
-    return sorted(fnmatch.filter(_registered(), pattern))
+    return sorted(fnmatch.filter(_MODELS, pattern))
 
 
 def model_spec(name: str, **overrides) -> NetworkSpec:
@@ -63,15 +63,9 @@ def model_default_cfg(name: str) -> DefaultCfg:
     return DEFAULT_CFGS[name]
 
 
-def _registered() -> dict[str, SpecFn]:
-    importlib.import_module("models.zoo")  # registers the zoo on first use
-    return _MODELS
-
-
 def _lookup(name: str) -> SpecFn:
-    models = _registered()
-    if name not in models:
-        close = difflib.get_close_matches(name, models, n=3, cutoff=0.5)
+    if name not in _MODELS:
+        close = difflib.get_close_matches(name, _MODELS, n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
         raise KeyError(f"unknown model {name!r}{hint} (list_models() shows all)")
-    return models[name]
+    return _MODELS[name]

@@ -7,8 +7,12 @@ wrapped as ``{"state_dict": ...}`` or ``{"model": ...}`` are unwrapped.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import pickle
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +24,7 @@ __all__ = [
     "ShapeMismatch",
     "WeightsLoadError",
     "WeightsMismatchError",
+    "atomic_path",
     "file_sha256",
     "load_weights",
     "read_state_dict",
@@ -144,7 +149,20 @@ def save_weights(model: nn.Module, path: str | Path) -> None:
         )
     state_dict = {key: value.detach().contiguous() for key, value in model.state_dict().items()}
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(state_dict, path, metadata={"format": "pt"})
+    with atomic_path(path) as partial:
+        save_file(state_dict, partial, metadata={"format": "pt"})
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A private file name next to `path` to write; renamed onto `path` when the block ends
+    without an exception, removed otherwise. Readers see no file or a complete one."""
+    partial = path.with_name(f".{path.name}.partial-{uuid.uuid4().hex}")
+    try:
+        yield partial
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def file_sha256(path: str | Path) -> str:

@@ -18,17 +18,43 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 
+from service.budget import ByteBudget
 from service.config import RepositoryConfig, blockserve_version, load_config
-from service.errors import ServingError
+from service.errors import InternalError, ServingError
+from service.fastpath import openapi
+from service.fastpath.exchange import Receive, Scope, Send
+from service.fastpath.routes import FAST_ROUTES, match, respond
 from service.imaging import decode_pool
 from service.metrics import Metrics
+from service.offload import Offloader
 from service.repository import Loader, ModelRepository, load_model
-from service.routers import health, metrics, models, predict, v2
-from service.routers.common import OrjsonResponse, Serving, error_response
+from service.routers import health, metrics, models, v2
+from service.routers.responses import OrjsonResponse, error_response
+from service.serving import Serving
 
 log = logging.getLogger(__name__)
 
-ROUTERS = (predict.router, models.router, health.router, v2.router, metrics.router)
+ROUTERS = (models.router, health.router, v2.router, metrics.router)
+
+
+class BlockserveApp(FastAPI):
+    """FastAPI with the hot routes (`service.fastpath`) answered before its middleware and
+    routing: a POST to one of them goes straight to its handler."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            route = match(scope["path"])
+            if route is not None:
+                scope["app"] = self
+                fast_route, params = route
+                await respond(fast_route.handler, self.state.serving, scope, receive, send, params)
+                return
+        await super().__call__(scope, receive, send)
+
+    def openapi(self) -> dict:
+        if self.openapi_schema is None:
+            self.openapi_schema = openapi.add_fast_routes(super().openapi())
+        return self.openapi_schema
 
 
 def create_app(
@@ -46,10 +72,15 @@ def create_app(
 
         registry = Metrics()
         repository = ModelRepository(config, registry, loader=loader)
-        # Bind gRPC first: a taken port fails startup before any model starts loading.
-        grpc_server = await start_grpc_server(repository, config.server.grpc, grpc_host)
         pool = decode_pool(config.server.decode_threads, config.server.decode_niceness)
-        app.state.serving = Serving(config, repository, registry, pool)
+        server = config.server
+        decoder = Offloader(
+            pool, server.decode_threads, server.limits.max_decode_backlog, server.retry_after_s
+        )
+        # Bind gRPC first: a taken port fails startup before any model starts loading.
+        grpc_server = await start_grpc_server(repository, config.server, grpc_host, decoder)
+        bodies = ByteBudget(server.limits.max_inflight_body_bytes, server.retry_after_s)
+        app.state.serving = Serving(config, repository, registry, decoder, bodies)
         repository.start()
         try:
             yield
@@ -59,17 +90,27 @@ def create_app(
             await repository.close()
             pool.shutdown(wait=True)
 
-    app = FastAPI(
+    app = BlockserveApp(
         title="blockserve",
         summary="Dynamic-batching inference for residual-block CNNs",
         version=blockserve_version(),
         lifespan=lifespan,
         default_response_class=OrjsonResponse,
+        **_docs_urls(config.server.docs_enabled),
     )
     for router in ROUTERS:
         app.include_router(router)
+    for route in FAST_ROUTES:
+        app.router.add_route(route.path, route, methods=["POST"], include_in_schema=False)
     _install_error_handlers(app)
     return app
+
+
+def _docs_urls(enabled: bool) -> dict[str, str | None]:
+    """FastAPI's `/docs`, `/redoc` and `/openapi.json`, or none of them."""
+    if enabled:
+        return {}
+    return {"docs_url": None, "redoc_url": None, "openapi_url": None}
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -94,6 +135,4 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def unexpected_error(request: Request, error: Exception) -> OrjsonResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return OrjsonResponse(
-            {"error": f"internal error: {type(error).__name__}: {error}"}, status_code=500
-        )
+        return error_response(InternalError())

@@ -8,21 +8,25 @@ Policy (documented in docs/serving.md):
   takes up to `max_batch_size` images in arrival order; a request's images may span batches,
   and the request is answered when all of them are done.
 * It waits for more images only while it knows more are on their way (`more_coming()`: a
-  request for this model is still being decoded) and the batch is not full, and never longer
-  than `max_delay_ms` from the moment it became free. A lone request on an idle server never
-  waits; under load, requests accumulate while the runtime is busy.
+  request for this model was admitted and is still being read or decoded) and the batch is not
+  full, and never longer than `max_delay_s` from the moment it became free. A lone request on
+  an idle server never waits; under load, requests accumulate while the runtime is busy.
 * Requests whose deadline passed or whose caller went away are dropped before compute if their
   batch has not started. An exception inside a batch fails that batch's requests only.
-* Inference runs in a worker thread (`executor`); batches are copied into one preallocated
-  buffer of `max_batch_size` images.
+* Inference runs in a worker thread (`executor`); a batch of at most `inline_max_images`
+  runs on the event loop itself instead (small batches of tiny models, where the thread hop
+  costs more than the compute). Batches are copied into one preallocated buffer of
+  `max_batch_size` images.
 * `close()` stops accepting, finishes every queued request, then stops the worker.
+
+The batcher knows nothing of configs, metrics or protocols: it reports what happens to a
+`BatchObserver`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -32,7 +36,6 @@ from typing import Protocol
 
 import numpy as np
 
-from service.config import BatchingConfig
 from service.errors import (
     DeadlineExceeded,
     InferenceFailed,
@@ -42,15 +45,34 @@ from service.errors import (
     QueueFull,
     ServingError,
 )
-from service.metrics import Metrics
+from service.runtimes.base import Runtime
 
 log = logging.getLogger(__name__)
 
 
-class BatchRunner(Protocol):
-    """What the batcher needs from a runtime (`service.runtimes.Runtime` satisfies it)."""
+class BatchObserver(Protocol):
+    """What a batcher reports; metrics and statistics subscribe to these events."""
 
-    def run(self, batch: np.ndarray) -> np.ndarray: ...
+    def queue_changed(self, depth: int) -> None:
+        """Images waiting in the queue, after every change."""
+
+    def batch_started(self, size: int, queue_waits: list[float]) -> None:
+        """A batch of `size` images went to the runtime; `queue_waits` holds, per request
+        starting in it, the seconds from enqueue to this moment."""
+
+    def batch_finished(self, size: int, compute_seconds: float, failed: bool) -> None:
+        """The runtime returned (or raised, `failed`) after `compute_seconds`."""
+
+
+class NullObserver:
+    def queue_changed(self, depth: int) -> None:
+        pass
+
+    def batch_started(self, size: int, queue_waits: list[float]) -> None:
+        pass
+
+    def batch_finished(self, size: int, compute_seconds: float, failed: bool) -> None:
+        pass
 
 
 @dataclass(eq=False)
@@ -62,6 +84,7 @@ class _Request:
     taken: int = 0  # images already placed in a batch
     finished: int = 0  # images whose outputs are written
     outputs: np.ndarray | None = None  # (N, *output_shape), allocated by the first batch
+    expiry: asyncio.TimerHandle | None = None
 
     @property
     def remaining(self) -> int:
@@ -87,40 +110,38 @@ class Batcher:
 
     def __init__(
         self,
-        runtime: BatchRunner,
+        runtime: Runtime,
         *,
-        model: str,
+        name: str,
         input_shape: tuple[int, ...],
-        batching: BatchingConfig,
+        max_batch_size: int,
+        max_delay_s: float,
+        max_queue: int,
         executor: Executor,
-        metrics: Metrics,
-        instance: int = 0,
+        observer: BatchObserver | None = None,
+        inline_max_images: int = 0,
         retry_after_s: float = 1.0,
         more_coming: Callable[[], bool] = lambda: False,
     ) -> None:
-        self.model = model
-        self.instance = instance
+        self.name = name
         self.input_shape = tuple(input_shape)
+        self.max_queue = max_queue
         self._runtime = runtime
-        self._max_batch = batching.max_batch_size
-        self._max_delay_s = batching.max_delay_ms / 1000
-        self._max_queue = batching.max_queue
+        self._max_batch = max_batch_size
+        self._max_delay_s = max_delay_s
         self._executor = executor
+        self._inline_max_images = inline_max_images
+        self._observer = observer or NullObserver()
         self._retry_after_s = retry_after_s
         self._more_coming = more_coming
-        self._buffer = np.empty((self._max_batch, *self.input_shape), np.float32)
+        self._buffer = np.empty((max_batch_size, *self.input_shape), np.float32)
         self._queue: collections.deque[_Request] = collections.deque()
         self._queued = 0  # images not yet placed in a batch
         self._computing = 0  # images of the batch the runtime is running
         self._wakeup = asyncio.Event()
         self._closing = False
         self._worker: asyncio.Task[None] | None = None
-        # The per-model metric children, looked up once instead of per request and batch.
-        self._depth = metrics.queue_depth.labels(model=model, instance=str(instance))
-        self._depth.set(0)
-        self._queue_seconds = metrics.queue_seconds.labels(model=model)
-        self._batch_size = metrics.batch_size.labels(model=model)
-        self._compute_seconds = metrics.compute_seconds.labels(model=model)
+        self._observer.queue_changed(0)
 
     @property
     def queued_images(self) -> int:
@@ -133,7 +154,7 @@ class Batcher:
 
     def start(self) -> None:
         self._worker = asyncio.get_running_loop().create_task(
-            self._serve(), name=f"batcher:{self.model}:{self.instance}"
+            self._serve(), name=f"batcher:{self.name}"
         )
 
     def poke(self) -> None:
@@ -147,60 +168,81 @@ class Batcher:
         if self._worker is not None:
             await self._worker
 
-    async def infer(self, images: np.ndarray, deadline: float | None = None) -> np.ndarray:
-        """Queue `images` (N, *input_shape) and return the runtime's outputs (N, ...)."""
+    def check_capacity(self, count: int, also_coming: int = 0) -> None:
+        """`QueueFull` unless `count` more images fit beside the queued ones and
+        `also_coming` images already admitted elsewhere."""
+        if self._queued + also_coming + count > self.max_queue:
+            raise QueueFull(self.name, self._queued, self.max_queue, self._retry_after_s)
+
+    def submit(self, images: np.ndarray, deadline: float | None = None) -> asyncio.Future:
+        """Queue `images` (N, *input_shape); the future gets the runtime's outputs (N, ...).
+
+        Cancelling the future before its batch starts drops the request. At `deadline`
+        (time.monotonic()) the future fails with `DeadlineExceeded`."""
         count = len(images)
         if self._closing:
-            raise ModelNotReady(self.model, "SHUTTING_DOWN", "the server is shutting down")
+            raise ModelNotReady(self.name, "SHUTTING_DOWN", "the server is shutting down")
         if count == 0:
             raise InvalidInput("the request holds no images")
-        if count > self._max_queue:
+        if count > self.max_queue:
             raise PayloadTooLarge(
-                f"the request holds {count} images, more than model {self.model!r} "
-                f"can queue (max_queue {self._max_queue})"
+                f"the request holds {count} images, more than model {self.name!r} "
+                f"can queue (max_queue {self.max_queue})"
             )
-        if self._queued + count > self._max_queue:
-            raise QueueFull(self.model, self._queued, self._max_queue, self._retry_after_s)
+        self.check_capacity(count)
         now = time.monotonic()
         if deadline is not None and deadline <= now:
-            raise DeadlineExceeded(f"the deadline passed before model {self.model!r} queued it")
-        request = _Request(images, asyncio.get_running_loop().create_future(), deadline, now)
+            raise DeadlineExceeded(f"the deadline passed before model {self.name!r} queued it")
+        loop = asyncio.get_running_loop()
+        request = _Request(images, loop.create_future(), deadline, now)
+        if deadline is not None:
+            request.expiry = loop.call_at(
+                loop.time() + (deadline - now), self._expire, request, now
+            )
+        request.future.add_done_callback(lambda _: self._settled(request))
         self._queue.append(request)
         self._queued += count
-        self._depth.set(self._queued)
+        self._observer.queue_changed(self._queued)
         self._wakeup.set()
-        try:
-            if deadline is None:
-                return await request.future
-            return await asyncio.wait_for(request.future, deadline - now)
-        except TimeoutError:
-            waited_ms = (time.monotonic() - now) * 1000
-            raise DeadlineExceeded(
-                f"deadline exceeded after {waited_ms:.0f} ms in model {self.model!r}"
-            ) from None
-        finally:
-            if not request.future.done():  # the caller went away
-                request.future.cancel()
-            self._discard(request)
+        return request.future
 
-    def _discard(self, request: _Request) -> None:
-        if request.remaining and request in self._queue:
+    async def infer(self, images: np.ndarray, deadline: float | None = None) -> np.ndarray:
+        """`submit` and wait; the request is dropped if the caller is cancelled."""
+        future = self.submit(images, deadline)
+        try:
+            return await future
+        finally:
+            future.cancel()
+
+    def _expire(self, request: _Request, enqueued: float) -> None:
+        if not request.future.done():
+            waited_ms = (time.monotonic() - enqueued) * 1000
+            request.future.set_exception(
+                DeadlineExceeded(f"deadline exceeded after {waited_ms:.0f} ms in {self.name!r}")
+            )
+
+    def _settled(self, request: _Request) -> None:
+        """Answered, failed, expired or cancelled: stop its timer and unqueue what is left."""
+        if request.expiry is not None:
+            request.expiry.cancel()
+        if request.remaining and request.taken == 0 and request in self._queue:
             self._queue.remove(request)
             self._queued -= request.remaining
-            self._depth.set(self._queued)
+            request.taken = len(request.images)
+            self._observer.queue_changed(self._queued)
 
     async def _serve(self) -> None:
         try:
             while (batch := await self._next_batch()) is not None:
                 await self._run(batch)
         finally:  # only a cancelled worker leaves requests behind: answer them too
-            stopped = ModelNotReady(self.model, "STOPPED", "the batcher stopped")
+            stopped = ModelNotReady(self.name, "STOPPED", "the batcher stopped")
             while self._queue:
                 request = self._queue.popleft()
                 if not request.future.done():
                     request.future.set_exception(stopped)
             self._queued = 0
-            self._depth.set(0)
+            self._observer.queue_changed(0)
 
     async def _next_batch(self) -> _Batch | None:
         while True:
@@ -223,25 +265,28 @@ class Batcher:
 
     async def _wait(self, timeout: float | None = None) -> None:
         self._wakeup.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wakeup.wait(), timeout)
+        if timeout is None:
+            await self._wakeup.wait()
+            return
+        timer = asyncio.get_running_loop().call_later(timeout, self._wakeup.set)
+        try:
+            await self._wakeup.wait()
+        finally:
+            timer.cancel()
 
     def _take(self) -> _Batch:
         """Move up to `max_batch_size` images of live requests into a batch, in queue order."""
         batch = _Batch()
+        waits: list[float] = []
         now = time.monotonic()
         while self._queue and batch.size < self._max_batch:
             request = self._queue[0]
-            if request.future.done() or (request.deadline is not None and request.deadline <= now):
+            if request.future.done():  # expired or cancelled while a batch was running
                 self._queue.popleft()
                 self._queued -= request.remaining
-                if not request.future.done():
-                    request.future.set_exception(
-                        DeadlineExceeded(f"deadline exceeded in the queue of {self.model!r}")
-                    )
                 continue
             if request.taken == 0:
-                self._queue_seconds.observe(now - request.enqueued)
+                waits.append(now - request.enqueued)
             count = min(request.remaining, self._max_batch - batch.size)
             batch.slices.append(_Slice(request, request.taken, batch.size, count))
             request.taken += count
@@ -249,7 +294,9 @@ class Batcher:
             batch.size += count
             if not request.remaining:
                 self._queue.popleft()
-        self._depth.set(self._queued)
+        self._observer.queue_changed(self._queued)
+        if batch.size:
+            self._observer.batch_started(batch.size, waits)
         return batch
 
     async def _run(self, batch: _Batch) -> None:
@@ -257,25 +304,30 @@ class Batcher:
         for part in batch.slices:
             rows = part.request.images[part.start : part.start + part.count]
             inputs[part.offset : part.offset + part.count] = rows
-        self._batch_size.observe(batch.size)
         started = time.monotonic()
         self._computing = batch.size
+        failed = True
         try:
-            outputs = await asyncio.get_running_loop().run_in_executor(
-                self._executor, self._runtime.run, inputs
-            )
-            self._compute_seconds.observe(time.monotonic() - started)
+            if batch.size <= self._inline_max_images:
+                outputs = self._runtime.run(inputs)
+                await asyncio.sleep(0)  # let the loop serve others before the next batch
+            else:
+                outputs = await asyncio.get_running_loop().run_in_executor(
+                    self._executor, self._runtime.run, inputs
+                )
             if len(outputs) != batch.size:
                 raise RuntimeError(f"runtime returned {len(outputs)} rows for {batch.size} inputs")
             self._deliver(batch, outputs)
+            failed = False
         except Exception as error:
-            log.exception("model %s: batch of %d images failed", self.model, batch.size)
-            self._fail(batch, InferenceFailed(self.model, error))
+            log.exception("model %s: batch of %d images failed", self.name, batch.size)
+            self._fail(batch, InferenceFailed(self.name, error))
         except asyncio.CancelledError:
-            self._fail(batch, ModelNotReady(self.model, "STOPPED", "the batcher was cancelled"))
+            self._fail(batch, ModelNotReady(self.name, "STOPPED", "the batcher was cancelled"))
             raise
         finally:
             self._computing = 0
+            self._observer.batch_finished(batch.size, time.monotonic() - started, failed)
 
     def _deliver(self, batch: _Batch, outputs: np.ndarray) -> None:
         for part in batch.slices:
@@ -292,7 +344,11 @@ class Batcher:
 
     def _fail(self, batch: _Batch, error: ServingError) -> None:
         for part in batch.slices:
-            if not part.request.future.done():
-                part.request.future.set_exception(error)
-            self._discard(part.request)
-        self._depth.set(self._queued)
+            request = part.request
+            if not request.future.done():
+                request.future.set_exception(error)
+            if request.remaining and request in self._queue:  # its other images were queued
+                self._queue.remove(request)
+                self._queued -= request.remaining
+                request.taken = len(request.images)
+        self._observer.queue_changed(self._queued)

@@ -87,6 +87,9 @@ class BatchingConfig(_Strict):
     max_batch_size: PositiveInt = 16
     max_delay_ms: Annotated[float, Field(ge=0)] = 2.0
     max_queue: PositiveInt = 256  # images waiting in one instance's queue
+    # Run a batch on the event loop, without a thread hop, when its compute time (estimated from
+    # batches timed at load) is at most this: small batches of tiny models. 0: never.
+    inline_max_ms: Annotated[float, Field(ge=0)] = 0.25
 
 
 class PreprocessConfig(_Strict):
@@ -125,6 +128,9 @@ class ModelConfig(_Strict):
     arch: str
     overrides: dict[str, Any] = Field(default_factory=dict)
     weights: Path | None = None  # absent: random init, flagged untrained everywhere
+    # When `weights` is missing, make it with this recipe at load (`models.recipes`, e.g.
+    # `digits` trains resnet_digits from a fixed seed) instead of failing.
+    weights_recipe: str | None = None
     format: Literal["onnx", "torchscript"] = "onnx"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     instances: PositiveInt = 1
@@ -133,6 +139,12 @@ class ModelConfig(_Strict):
     labels: list[str] | None = None  # a list, or a file path (one label per line) in the YAML
     top_k: PositiveInt = 5
     ort: OrtConfig = Field(default_factory=OrtConfig)
+
+    @model_validator(mode="after")
+    def _check_weights_recipe(self) -> ModelConfig:
+        if self.weights_recipe is not None and self.weights is None:
+            raise ValueError("weights_recipe needs `weights`: the file the recipe writes")
+        return self
 
     @model_validator(mode="after")
     def _check_runtime_section(self) -> ModelConfig:

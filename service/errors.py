@@ -8,15 +8,26 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+MAX_NAME_IN_MESSAGE = 64  # characters of a client-supplied name quoted back in an error
+
 
 class ServingError(Exception):
-    """Base of every error a protocol turns into an error response."""
+    """Base of every error a protocol turns into an error response. `message` is meant for
+    the client: it never carries paths, library versions or internal exception text."""
 
     http_status = 500
+    retry_after_s: float | None = None  # sent as Retry-After when set
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+def quoted(name: str) -> str:
+    """`name` as repr, cut to `MAX_NAME_IN_MESSAGE` characters: client input echoed safely."""
+    if len(name) <= MAX_NAME_IN_MESSAGE:
+        return repr(name)
+    return f"{name[:MAX_NAME_IN_MESSAGE]!r}... ({len(name)} characters)"
 
 
 class InvalidInput(ServingError):
@@ -46,7 +57,7 @@ class ModelNotFound(ServingError):
 
     def __init__(self, name: str, available: Sequence[str]) -> None:
         listed = ", ".join(repr(n) for n in available) or "none"
-        super().__init__(f"unknown model {name!r}; available models: {listed}")
+        super().__init__(f"unknown model {quoted(name)}; available models: {listed}")
         self.name = name
         self.available = list(available)
 
@@ -54,7 +65,8 @@ class ModelNotFound(ServingError):
 class ModelVersionNotFound(ModelNotFound):
     def __init__(self, name: str, version: str, versions: Sequence[str]) -> None:
         ServingError.__init__(
-            self, f"model {name!r} has no version {version!r}; versions: {', '.join(versions)}"
+            self,
+            f"model {name!r} has no version {quoted(version)}; versions: {', '.join(versions)}",
         )
         self.name = name
         self.available = list(versions)
@@ -65,12 +77,20 @@ class ModelNotReady(ServingError):
 
     http_status = 503
 
-    def __init__(self, name: str, state: str, reason: str | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        state: str,
+        reason: str | None = None,
+        *,
+        retry_after_s: float | None = None,
+    ) -> None:
         detail = f": {reason}" if reason else ""
         super().__init__(f"model {name!r} is not ready ({state}){detail}")
         self.name = name
         self.state = state
         self.reason = reason
+        self.retry_after_s = retry_after_s
 
 
 class QueueFull(ServingError):
@@ -81,6 +101,16 @@ class QueueFull(ServingError):
             f"model {name!r} is overloaded: {queued} images queued (max_queue {limit}); "
             f"retry after {retry_after_s:g} s"
         )
+        self.retry_after_s = retry_after_s
+
+
+class ServerBusy(ServingError):
+    """A server-wide budget (bytes of bodies in flight, the decode backlog) is spent."""
+
+    http_status = 503
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(f"{message}; retry after {retry_after_s:g} s")
         self.retry_after_s = retry_after_s
 
 
@@ -95,10 +125,29 @@ class ClientDisconnected(ServingError):
 
 
 class InferenceFailed(ServingError):
-    """The runtime raised while computing the batch holding this request."""
+    """The runtime raised while computing the batch holding this request (the cause is
+    logged with its traceback, not sent to the client)."""
 
     http_status = 500
 
     def __init__(self, name: str, cause: BaseException) -> None:
-        super().__init__(f"inference failed in model {name!r}: {type(cause).__name__}: {cause}")
+        super().__init__(f"inference failed in model {name!r} (see the server log)")
         self.cause = cause
+
+
+class InternalError(ServingError):
+    """An unexpected exception inside the server; logged, answered without its text."""
+
+    def __init__(self) -> None:
+        super().__init__("internal error (see the server log)")
+
+
+def error_payload(error: ServingError) -> tuple[int, dict[str, object], dict[str, str]]:
+    """The REST answer to `error`: status, `{"error": ...}` body, headers."""
+    body: dict[str, object] = {"error": error.message}
+    headers = {}
+    if isinstance(error, ModelNotFound):
+        body["available"] = error.available
+    if error.retry_after_s is not None:
+        headers["Retry-After"] = str(max(1, round(error.retry_after_s)))
+    return error.http_status, body, headers

@@ -68,6 +68,7 @@ class Metrics:
             ["model", "instance"],
             registry=self.registry,
         )
+        self._request_children: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
         self.model_state = Enum(
             "blockserve_model_state",
             "Model lifecycle state.",
@@ -77,8 +78,42 @@ class Metrics:
         )
 
     def record_request(self, model: str, status: str | int, protocol: str, seconds: float) -> None:
-        self.requests.labels(model=model, status=str(status), protocol=protocol).inc()
-        self.total_seconds.labels(model=model, protocol=protocol).observe(seconds)
+        """Count one answered request (children looked up once per label set)."""
+        key = (model, str(status), protocol)
+        children = self._request_children.get(key)
+        if children is None:
+            children = self._request_children[key] = (
+                self.requests.labels(model=model, status=key[1], protocol=protocol),
+                self.total_seconds.labels(model=model, protocol=protocol),
+            )
+        count, latency = children
+        count.inc()
+        latency.observe(seconds)
+
+    def batch_observer(self, model: str, instance: int) -> BatchMetrics:
+        """The metrics that a model instance's batcher events update."""
+        return BatchMetrics(self, model, instance)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class BatchMetrics:
+    """A `service.batcher.BatchObserver` feeding one model instance's Prometheus series."""
+
+    def __init__(self, metrics: Metrics, model: str, instance: int) -> None:
+        self._depth = metrics.queue_depth.labels(model=model, instance=str(instance))
+        self._queue_seconds = metrics.queue_seconds.labels(model=model)
+        self._batch_size = metrics.batch_size.labels(model=model)
+        self._compute_seconds = metrics.compute_seconds.labels(model=model)
+
+    def queue_changed(self, depth: int) -> None:
+        self._depth.set(depth)
+
+    def batch_started(self, size: int, queue_waits: list[float]) -> None:
+        self._batch_size.observe(size)
+        for seconds in queue_waits:
+            self._queue_seconds.observe(seconds)
+
+    def batch_finished(self, size: int, compute_seconds: float, failed: bool) -> None:
+        self._compute_seconds.observe(compute_seconds)

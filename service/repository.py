@@ -11,25 +11,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
+import re
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from models import create_model, model_default_cfg, model_spec
-from models.digits import DIGITS_ARCH
+from models import model_default_cfg, model_spec
 from models.export import export_bundle, load_bundle
-from models.summary import Summary, summarize
-from service.batcher import Batcher, BatchRunner
+from models.preprocessing import check_labels, served_labels
+from models.recipes import ensure_weights, recipe_for
+from models.summary import Summary
+from service.batcher import Batcher
 from service.config import ModelConfig, RepositoryConfig, ServerConfig
-from service.errors import InvalidInput, ModelNotFound, ModelNotReady
+from service.errors import InvalidInput, ModelNotFound, ModelNotReady, QueueFull
 from service.imaging import Preprocess
+from service.imaging.preprocess import export_input_size
 from service.metrics import Metrics
+from service.runtimes.base import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +51,7 @@ class ModelState(StrEnum):
 class LoadedModel:
     """What loading produced: warmed-up runtimes and everything the protocols describe."""
 
-    runtimes: list[BatchRunner]
+    runtimes: list[Runtime]
     manifest: dict[str, Any]
     preprocess: Preprocess
     labels: list[str]
@@ -56,6 +60,7 @@ class LoadedModel:
     input_shape: tuple[int, ...]  # (C, H, W), no batch dimension
     num_classes: int
     device: str
+    inline_max_images: int = 0  # batches up to this size run on the event loop
 
 
 Loader = Callable[[ModelConfig, ServerConfig, Callable[[str], None]], LoadedModel]
@@ -64,33 +69,32 @@ Loader = Callable[[ModelConfig, ServerConfig, Callable[[str], None]], LoadedMode
 def load_model(
     config: ModelConfig, server: ServerConfig, progress: Callable[[str], None]
 ) -> LoadedModel:
-    """Export (cached), load and warm up one model. Blocking: runs in a thread.
+    """Make missing weights (`weights_recipe`), export (cached), load and warm up one model.
+    Blocking: runs in a thread.
 
-    The spec validates arch and overrides up front; the network itself is built (and the
-    weights checked against it) by `export_bundle`, only when no identical bundle is cached.
+    The spec validates arch, overrides and configured labels up front; the network itself is
+    built (and the weights checked against it) by `export_bundle`, only when no identical bundle
+    is cached. Preprocess and labels are the config's, resolved against the bundle manifest's.
     """
+    spec = model_spec(config.arch, **config.overrides)
+    num_classes = spec.head.num_classes
+    if config.labels is not None:
+        check_labels(config.labels, num_classes)
     default = model_default_cfg(config.arch)
-    preprocess = Preprocess.resolve(config.preprocess, default)
-    if config.weights is not None and not config.weights.is_file():
-        raise FileNotFoundError(
-            f"weights file {config.weights} not found"
-            + (" (create it with `blockserve train-digits`)" if config.arch == DIGITS_ARCH else "")
-        )
-    num_classes = model_spec(config.arch, **config.overrides).head.num_classes
-    labels = _labels(config.labels or _fitting(default.labels, num_classes), num_classes)
+    input_size = export_input_size(config.preprocess, default, spec.in_chans)
     bundle_dir = export_bundle(
         config.arch,
         fmt=config.format,
-        weights=config.weights,
+        weights=_weights(config, progress),
         overrides=config.overrides,
         cache_dir=server.cache_dir,
-        preprocess=preprocess.to_dict(),
-        labels=labels,
         max_batch=config.batching.max_batch_size,
-        input_size=preprocess.input_shape,
+        input_size=input_size,
         progress=progress,
     )
     bundle = load_bundle(bundle_dir)
+    preprocess = Preprocess.resolve(config.preprocess, bundle.manifest["preprocess"])
+    labels = served_labels(config.labels, bundle.manifest["labels"], num_classes)
     progress(f"loading {config.instances} runtime(s) from {bundle_dir}")
     options = runtime_options(config, server)
     runtimes = [_load_runtime(bundle, config.device, options) for _ in range(config.instances)]
@@ -107,6 +111,12 @@ def load_model(
         input_shape=tuple(first.input_meta.shape[1:]),
         num_classes=num_classes,
         device=first.device,
+        inline_max_images=inline_batch_limit(
+            first,
+            tuple(first.input_meta.shape[1:]),
+            config.batching.max_batch_size,
+            config.batching.inline_max_ms / 1000,
+        ),
     )
 
 
@@ -127,17 +137,15 @@ def _load_runtime(bundle, device: str, options: dict[str, Any]):
     return load_runtime(bundle, device, **options)
 
 
-def _fitting(labels: list[str] | None, num_classes: int) -> list[str] | None:
-    """The default cfg's labels, unless overrides changed the class count."""
-    return labels if labels is not None and len(labels) == num_classes else None
-
-
-def _labels(labels: list[str] | None, num_classes: int) -> list[str]:
-    if labels is None:
-        return [str(index) for index in range(num_classes)]
-    if len(labels) != num_classes:
-        raise ValueError(f"{len(labels)} labels configured for a model with {num_classes} classes")
-    return list(labels)
+def _weights(config: ModelConfig, progress: Callable[[str], None]) -> Path | None:
+    """The configured weights file, made by the model's `weights_recipe` when missing."""
+    if config.weights_recipe is not None:
+        return ensure_weights(config.weights_recipe, config.arch, config.weights, progress)
+    if config.weights is not None and not config.weights.is_file():
+        recipe = recipe_for(config.arch)
+        hint = f" (set `weights_recipe: {recipe}` to make it at start)" if recipe else ""
+        raise FileNotFoundError(f"weights file {config.weights} not found{hint}")
+    return config.weights
 
 
 @dataclass(eq=False)
@@ -151,9 +159,7 @@ class ModelHandle:
     reason: str | None = None
     loaded: LoadedModel | None = None
     batchers: list[Batcher] = field(default_factory=list)
-    announced: int = 0  # requests for this model still being decoded
-    _summary: Summary | None = None
-    _summary_lock: threading.Lock = field(default_factory=threading.Lock)
+    admitted: int = 0  # requests admitted and still being read or decoded, not yet queued
 
     @property
     def name(self) -> str:
@@ -169,16 +175,44 @@ class ModelHandle:
 
     @property
     def trained(self) -> bool:
+        """Whether the served weights are trained: the bundle's record once loaded."""
+        if self.loaded is not None:
+            return self.loaded.manifest["weights"]["trained"]
         return self.config.weights is not None
 
     def ready(self) -> LoadedModel:
-        """The loaded model, or `ModelNotReady` naming the state and reason."""
+        """The loaded model, or `ModelNotReady` naming the state and reason (a LOADING model
+        says when to retry)."""
         if self.state is not ModelState.READY or self.loaded is None:
-            raise ModelNotReady(self.name, self.state, self.reason)
+            retry_after = self.retry_after_s if self.state is ModelState.LOADING else None
+            raise ModelNotReady(self.name, self.state, self.reason, retry_after_s=retry_after)
         return self.loaded
 
-    async def infer(self, batch: np.ndarray, deadline: float | None = None) -> np.ndarray:
-        """Run a preprocessed float32 (N, *input_shape) batch; `deadline` is time.monotonic()."""
+    @contextlib.contextmanager
+    def admission(self) -> Iterator[LoadedModel]:
+        """Count a request against the model's queue before its body is read or decoded.
+
+        `QueueFull` at once when the queued images and the requests already admitted (one
+        image each until decoded) fill every instance's `max_queue`. While admitted requests
+        are on their way, a free batcher may wait for them (`max_delay_ms`)."""
+        loaded = self.ready()
+        queued = sum(batcher.queued_images for batcher in self.batchers)
+        capacity = sum(batcher.max_queue for batcher in self.batchers)
+        if queued + self.admitted >= capacity:
+            raise QueueFull(self.name, queued + self.admitted, capacity, self.retry_after_s)
+        self.admitted += 1
+        try:
+            yield loaded
+        finally:
+            self.admitted -= 1
+            if not self.admitted:
+                for batcher in self.batchers:
+                    batcher.poke()
+
+    def submit(self, batch: np.ndarray, deadline: float | None = None) -> asyncio.Future:
+        """Queue a preprocessed float32 (N, *input_shape) batch on the instance with the
+        fewest images queued or computing; the future gets its outputs. `deadline` is
+        time.monotonic(); cancelling the future drops the request if not yet computing."""
         loaded = self.ready()
         if batch.dtype != np.float32 or tuple(batch.shape[1:]) != loaded.input_shape:
             raise InvalidInput(
@@ -186,31 +220,20 @@ class ModelHandle:
                 f" batches, got {batch.dtype} {tuple(batch.shape)}"
             )
         batcher = min(self.batchers, key=lambda b: b.pending_images)
-        return await batcher.infer(batch, deadline)
+        return batcher.submit(batch, deadline)
 
-    @contextlib.contextmanager
-    def announce(self) -> Iterator[None]:
-        """Mark a request as on its way (decoding), so a free batcher may wait for it."""
-        self.announced += 1
+    async def infer(self, batch: np.ndarray, deadline: float | None = None) -> np.ndarray:
+        """`submit` and wait; the request is dropped if the caller is cancelled."""
+        future = self.submit(batch, deadline)
         try:
-            yield
+            return await future
         finally:
-            self.announced -= 1
-            if not self.announced:
-                for batcher in self.batchers:
-                    batcher.poke()
+            future.cancel()
 
     def summary(self) -> Summary:
-        """The architecture summary at the served input size (computed once; blocking).
-
-        Shapes and parameter counts do not depend on the weights, so the network is built
-        here, on the first request, and not kept."""
-        loaded = self.ready()
-        with self._summary_lock:
-            if self._summary is None:
-                network = create_model(self.config.arch, **self.config.overrides).eval()
-                self._summary = summarize(network, loaded.input_shape)
-            return self._summary
+        """The architecture summary at the served input size, as the export recorded it in the
+        bundle manifest (the network is not built again)."""
+        return Summary.from_json(self.ready().manifest["summary"])
 
     def describe(self) -> dict[str, Any]:
         """The `/models` entry."""
@@ -239,6 +262,47 @@ class ModelHandle:
         self.metrics.model_state.labels(model=self.name).state(state.value)
 
 
+# Load failures whose message describes the user's config or files, not the server's insides.
+_CONFIG_ERRORS = (LookupError, ValueError, FileNotFoundError)
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.])/(?:[^\s'\"/]+/)*([^\s'\"/]+)")
+
+
+def load_failure(error: Exception) -> str:
+    """A FAILED model's reason as clients see it: a config problem's message with absolute
+    paths cut to their file name; any other error only by its type (the log has the rest)."""
+    if isinstance(error, _CONFIG_ERRORS):
+        message = _ABSOLUTE_PATH.sub(r"\1", str(error))
+        return f"{type(error).__name__}: {message}"
+    return f"{type(error).__name__} while loading (see the server log)"
+
+
+def inline_batch_limit(
+    runtime: Runtime, input_shape: tuple[int, ...], max_batch: int, max_seconds: float
+) -> int:
+    """The largest batch whose compute time, estimated by a line through the timings of
+    batch 1 and `max_batch`, is at most `max_seconds` (0 when even one image takes longer)."""
+    if max_seconds <= 0:
+        return 0
+    one, full = (
+        _best_of(runtime, np.zeros((size, *input_shape), np.float32)) for size in (1, max_batch)
+    )
+    if one > max_seconds:
+        return 0
+    per_image = max(full - one, 0.0) / max(max_batch - 1, 1)
+    if per_image == 0:
+        return max_batch
+    return min(max_batch, 1 + int((max_seconds - one) / per_image))
+
+
+def _best_of(runtime: Runtime, batch: np.ndarray, runs: int = 3) -> float:
+    timings = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        runtime.run(batch)
+        timings.append(time.perf_counter() - started)
+    return min(timings)
+
+
 class ModelRepository:
     """Every configured model, loaded concurrently in threads at `start()`."""
 
@@ -259,6 +323,7 @@ class ModelRepository:
         self._load_pool = ThreadPoolExecutor(len(config.models), thread_name_prefix="load")
         self._loading: list[asyncio.Task[None]] = []
         self._closed = False
+        self._draining = False
 
     @property
     def default_name(self) -> str:
@@ -281,8 +346,21 @@ class ModelRepository:
 
     @property
     def ready(self) -> bool:
-        """Readiness: the default model is READY and the server is not shutting down."""
-        return not self._closed and self.get().state is ModelState.READY
+        """Readiness: not draining, and every model READY (`server.strict_readiness`), else
+        the default one."""
+        if self._closed or self._draining:
+            return False
+        if self.config.server.strict_readiness:
+            return all(handle.state is ModelState.READY for handle in self._handles.values())
+        return self.get().state is ModelState.READY
+
+    @property
+    def draining(self) -> bool:
+        return self._draining
+
+    def drain(self) -> None:
+        """The server is shutting down: readiness turns false; requests are still served."""
+        self._draining = True
 
     def start(self) -> None:
         """Start loading every model concurrently; returns at once (see `wait_loaded`)."""
@@ -309,29 +387,37 @@ class ModelRepository:
             )
         except Exception as error:
             log.exception("model %s failed to load", handle.name)
-            handle.set_state(ModelState.FAILED, f"{type(error).__name__}: {error}")
+            handle.set_state(ModelState.FAILED, load_failure(error))
             return
         if self._closed:
             return
         handle.loaded = loaded
+        batching = handle.config.batching
         handle.batchers = [
             Batcher(
                 runtime,
-                model=handle.name,
-                instance=index,
+                name=handle.name,
                 input_shape=loaded.input_shape,
-                batching=handle.config.batching,
+                max_batch_size=batching.max_batch_size,
+                max_delay_s=batching.max_delay_ms / 1000,
+                max_queue=batching.max_queue,
                 executor=self._infer_pool,
-                metrics=self.metrics,
+                observer=self.metrics.batch_observer(handle.name, index),
+                inline_max_images=loaded.inline_max_images,
                 retry_after_s=handle.retry_after_s,
-                more_coming=lambda handle=handle: handle.announced > 0,
+                more_coming=lambda handle=handle: handle.admitted > 0,
             )
             for index, runtime in enumerate(loaded.runtimes)
         ]
         for batcher in handle.batchers:
             batcher.start()
         handle.set_state(ModelState.READY)
-        log.info("model %s READY in %.1f s", handle.name, time.monotonic() - started)
+        log.info(
+            "model %s READY in %.1f s; batches of up to %d images run on the event loop",
+            handle.name,
+            time.monotonic() - started,
+            loaded.inline_max_images,
+        )
 
     async def close(self) -> None:
         """Stop accepting, finish every queued request, stop the batchers."""

@@ -1,46 +1,126 @@
-"""Run the app under uvicorn (uvloop + httptools) with graceful shutdown.
+"""Run the app under uvicorn (uvloop + httptools) with connection limits and a draining shutdown.
 
-On SIGTERM / SIGINT uvicorn stops accepting connections and waits for in-flight HTTP
-requests (for `server.shutdown_timeout_s`, or as long as they take when unset); the app
-lifespan then stops gRPC and drains the batchers, so every accepted request is answered.
+On SIGTERM / SIGINT: readiness turns false at once and every response carries
+`Connection: close`; new connections are still accepted and answered for
+`server.drain_delay_s` (so load balancers notice); then the listener closes and every request
+whose bytes arrived is answered, for at most `server.shutdown_timeout_s`; the app lifespan then
+stops gRPC and drains the batchers. The process exits 0. A second signal ends the drain delay
+at once; a second SIGINT after it stops waiting for requests.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import signal
+import time
+from types import FrameType
 
 import uvicorn
+from fastapi import FastAPI
 
 from service.app import create_app
 from service.config import RepositoryConfig
+from service.http.listener import take_queued_connections
+from service.http.protocol import ConnectionPolicy, LimitedHttpToolsProtocol
+from service.http.tls import uvicorn_tls_options
 from service.metrics import Metrics
 from service.repository import ModelRepository, ModelState
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+log = logging.getLogger(__name__)
 
 
-def uvicorn_config(
+class DrainingServer(uvicorn.Server):
+    """uvicorn's server, draining for a while before it closes the listener on a signal, and
+    exiting normally afterwards (uvicorn re-raises a handled signal once shut down)."""
+
+    def __init__(
+        self, config: uvicorn.Config, app: FastAPI, policy: ConnectionPolicy, drain_delay_s: float
+    ) -> None:
+        super().__init__(config)
+        self.app = app
+        self.policy = policy
+        self.drain_delay_s = drain_delay_s
+        self.drain_started: float | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.drain_started is None:
+            self.drain_started = time.monotonic()
+            self.begin_drain()
+        elif self.should_exit and sig == signal.SIGINT:
+            self.force_exit = True
+        else:
+            self.should_exit = True
+
+    def begin_drain(self) -> None:
+        log.info("draining: not ready; closing the listener in %g s", self.drain_delay_s)
+        self.policy.draining = True
+        serving = getattr(self.app.state, "serving", None)  # absent while the lifespan starts
+        if serving is not None:
+            serving.repository.drain()
+        for connection in self.server_state.connections:
+            if isinstance(connection, LimitedHttpToolsProtocol):
+                connection.retire()
+
+    async def shutdown(self, sockets: list | None = None) -> None:
+        await self.adopt_queued_connections()
+        await super().shutdown(sockets)
+
+    async def adopt_queued_connections(self) -> None:
+        """Serve the connections waiting in the listeners' queues, which closing them would
+        reset (see `service.http.listener`)."""
+        loop = asyncio.get_running_loop()
+        queued = [
+            connection
+            for server in self.servers
+            for listener in server.sockets
+            for connection in take_queued_connections(listener.fileno())
+        ]
+        if queued:
+            log.info("serving %d connection(s) queued at the listener", len(queued))
+        for connection in queued:
+            await loop.connect_accepted_socket(self.new_protocol, connection, ssl=self.config.ssl)
+
+    def new_protocol(self) -> asyncio.Protocol:
+        return self.config.http_protocol_class(
+            config=self.config, server_state=self.server_state, app_state=self.lifespan.state
+        )
+
+    async def on_tick(self, counter: int) -> bool:
+        if self.drain_started is not None:
+            self.should_exit |= time.monotonic() - self.drain_started >= self.drain_delay_s
+        return await super().on_tick(counter)
+
+
+def build_server(
     config: RepositoryConfig, host: str, port: int, *, log_level: str = "info"
-) -> uvicorn.Config:
+) -> DrainingServer:
+    """The REST server (and, through the app lifespan, gRPC) for `config` on `host:port`."""
+    server = config.server
     app = create_app(config, grpc_host=host)
-    return uvicorn.Config(
+    policy = ConnectionPolicy.from_config(server.http)
+    uvicorn_config = uvicorn.Config(
         app,
         host=host,
         port=port,
         loop="uvloop",
-        http="httptools",
+        http=functools.partial(LimitedHttpToolsProtocol, policy=policy),
         lifespan="on",
         log_level=log_level,
         access_log=False,
-        timeout_graceful_shutdown=config.server.shutdown_timeout_s,
+        timeout_keep_alive=server.http.keep_alive_timeout_s,
+        timeout_graceful_shutdown=server.shutdown_timeout_s,
+        **uvicorn_tls_options(server.tls),
     )
+    return DrainingServer(uvicorn_config, app, policy, server.drain_delay_s)
 
 
 def run(config: RepositoryConfig, host: str, port: int, *, log_level: str = "info") -> None:
-    """Serve until SIGTERM/SIGINT, then shut down gracefully."""
+    """Serve until SIGTERM/SIGINT, then drain and shut down (see the module docstring)."""
     logging.basicConfig(level=log_level.upper(), format=LOG_FORMAT)
-    server = uvicorn.Server(uvicorn_config(config, host, port, log_level=log_level))
+    server = build_server(config, host, port, log_level=log_level)
     server.run()
     if not server.started:
         raise SystemExit(1)  # startup failed (port taken, lifespan error): uvicorn logged why

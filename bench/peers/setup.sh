@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create the peers' venv for bench/serve.py: LitServe, TorchServe 0.12 (+ model archiver),
+# Create the peers' venv for `python -m bench.serve`: LitServe, TorchServe 0.12 (+ model archiver),
 # torch/torchvision for TorchServe's image_classifier handler, matplotlib for the plots.
 # These are never project dependencies.
 #

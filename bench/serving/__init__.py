@@ -1,1 +1,2 @@
-"""Helpers of bench/serve.py: images, load generation, servers under test, ceiling, report."""
+"""Helpers of the serving benchmark (`python -m bench.serve`): images, request bodies, load
+generation, servers under test, ceiling, targets, results and report."""

@@ -1,50 +1,136 @@
-"""Request bodies per wire format, written once to files that the wrk script posts in turn."""
+"""Request bodies per body kind, written once to files that the wrk script posts in turn.
+
+Every body carries its own headers (Content-Type included): the Triton binary tensor data
+extension needs the length of each body's JSON header in `Inference-Header-Content-Length`.
+The listing file holds one body per line: its path, then tab-separated `Name: value` headers.
+"""
 
 from __future__ import annotations
 
 import base64
+import io
 import json
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
+
 MULTIPART_BOUNDARY = "blockserve-bench-7d1f0c"
+V2_TENSOR_INPUT = "input"  # the ONNX input name every server's digits model has
+V2_BYTES_INPUT = "image"  # Triton's resnet18_jpeg ensemble input
+V2_OUTPUT = "logits"
+BINARY_HEADER_LENGTH = "Inference-Header-Content-Length"
 
 
-def _raw(jpeg: bytes) -> bytes:
-    return jpeg
+@dataclass(frozen=True)
+class Body:
+    content: bytes
+    headers: dict[str, str] = field(default_factory=dict)
 
 
-def _base64_json(jpeg: bytes) -> bytes:
-    return json.dumps({"image_data": base64.b64encode(jpeg).decode("ascii")}).encode()
+def image_type(blob: bytes) -> str:
+    if blob.startswith(b"\x89PNG"):
+        return "image/png"
+    if blob.startswith(b"\xff\xd8"):
+        return "image/jpeg"
+    raise ValueError(f"not a PNG or JPEG (starts with {blob[:4]!r})")
 
 
-def _multipart(jpeg: bytes) -> bytes:
+def pixel_tensor(blob: bytes) -> np.ndarray:
+    """The image as a float32 (1, C, H, W) batch scaled to [-1, 1] (digits' mean 0.5, std 0.5)."""
+    with Image.open(io.BytesIO(blob)) as image:
+        pixels = np.asarray(image, np.float32)  # (H, W) or (H, W, C)
+    planes = pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)  # (C, H, W)
+    return (planes[None] / 127.5 - 1.0).astype(np.float32)
+
+
+def _raw(blob: bytes) -> Body:
+    return Body(blob, {"Content-Type": image_type(blob)})
+
+
+def _base64_json(blob: bytes) -> Body:
+    content = json.dumps({"image_data": base64.b64encode(blob).decode("ascii")}).encode()
+    return Body(content, {"Content-Type": "application/json"})
+
+
+def _multipart(blob: bytes) -> Body:
+    kind = image_type(blob)
     head = (
         f"--{MULTIPART_BOUNDARY}\r\n"
-        'Content-Disposition: form-data; name="content"; filename="image.jpg"\r\n'
-        "Content-Type: image/jpeg\r\n\r\n"
+        f'Content-Disposition: form-data; name="content"; filename="image.{kind[6:]}"\r\n'
+        f"Content-Type: {kind}\r\n\r\n"
     ).encode()
-    return head + jpeg + f"\r\n--{MULTIPART_BOUNDARY}--\r\n".encode()
+    tail = f"\r\n--{MULTIPART_BOUNDARY}--\r\n".encode()
+    content_type = f"multipart/form-data; boundary={MULTIPART_BOUNDARY}"
+    return Body(head + blob + tail, {"Content-Type": content_type})
 
 
-# wire format -> (Content-Type, body builder)
-FORMATS = {
-    "jpeg": ("image/jpeg", _raw),
-    "base64-json": ("application/json", _base64_json),
-    "multipart": (f"multipart/form-data; boundary={MULTIPART_BOUNDARY}", _multipart),
+def _v2_json(blob: bytes) -> Body:
+    tensor = pixel_tensor(blob)
+    request = {
+        "inputs": [
+            {
+                "name": V2_TENSOR_INPUT,
+                "shape": list(tensor.shape),
+                "datatype": "FP32",
+                "data": [round(float(v), 6) for v in tensor.ravel()],
+            }
+        ]
+    }
+    return Body(json.dumps(request).encode(), {"Content-Type": "application/json"})
+
+
+def _binary(inputs: list[tuple[str, list[int], str, bytes]]) -> Body:
+    """Triton's binary tensor data extension: a JSON header naming each input's byte size,
+    then the raw tensors back to back; the output comes back binary too."""
+    header = {
+        "inputs": [
+            {"name": name, "shape": shape, "datatype": datatype,
+             "parameters": {"binary_data_size": len(raw)}}
+            for name, shape, datatype, raw in inputs
+        ],
+        "outputs": [{"name": V2_OUTPUT, "parameters": {"binary_data": True}}],
+    }  # fmt: skip
+    head = json.dumps(header).encode()
+    headers = {"Content-Type": "application/octet-stream", BINARY_HEADER_LENGTH: str(len(head))}
+    return Body(head + b"".join(raw for *_, raw in inputs), headers)
+
+
+def _v2_binary(blob: bytes) -> Body:
+    tensor = pixel_tensor(blob)
+    return _binary([(V2_TENSOR_INPUT, list(tensor.shape), "FP32", tensor.tobytes())])
+
+
+def _v2_bytes_binary(blob: bytes) -> Body:
+    """The encoded image as one BYTES element (4-byte little-endian length, then the bytes)."""
+    return _binary([(V2_BYTES_INPUT, [1, 1], "BYTES", struct.pack("<I", len(blob)) + blob)])
+
+
+BODY_KINDS: dict[str, Callable[[bytes], Body]] = {
+    "raw": _raw,
+    "base64-json": _base64_json,
+    "multipart": _multipart,
+    "v2-json": _v2_json,
+    "v2-binary": _v2_binary,
+    "v2-bytes-binary": _v2_bytes_binary,
 }
 
 
-def write_bodies(jpegs: list[Path], wire_format: str, directory: Path) -> tuple[Path, str]:
-    """Body files for `wire_format` in `directory`; returns (list file, Content-Type)."""
-    if wire_format not in FORMATS:
-        raise ValueError(f"unknown wire format {wire_format!r}; known: {sorted(FORMATS)}")
-    content_type, build = FORMATS[wire_format]
+def write_bodies(images: list[Path], kind: str, directory: Path) -> Path:
+    """Body files of `kind` in `directory`; returns the listing file the wrk script reads."""
+    if kind not in BODY_KINDS:
+        raise ValueError(f"unknown body kind {kind!r}; known: {sorted(BODY_KINDS)}")
+    build = BODY_KINDS[kind]
     directory.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for jpeg in jpegs:
-        path = directory / f"{jpeg.stem}.body"
-        path.write_bytes(build(jpeg.read_bytes()))
-        paths.append(path)
+    lines = []
+    for image in images:
+        body = build(image.read_bytes())
+        path = directory / f"{image.stem}.body"
+        path.write_bytes(body.content)
+        lines.append("\t".join([str(path), *(f"{k}: {v}" for k, v in body.headers.items())]))
     listing = directory / "bodies.txt"
-    listing.write_text("".join(f"{path}\n" for path in paths))
-    return listing, content_type
+    listing.write_text("".join(f"{line}\n" for line in lines))
+    return listing

@@ -4,7 +4,7 @@
 config's thread settings, warm-up), and `decode_image` is what its decode pool runs. The loop
 uses both cores as the server does: `decode_threads` threads decode the next batch while ONNX
 Runtime (its own intra-op threads) computes the current one, in one lane per model instance.
-`EngineRig` loads once and measures on demand, so head-to-head rounds (bench/serving/paired.py)
+`EngineRig` loads once and measures on demand, so head-to-head rounds (`bench/serving/paired.py`)
 can alternate it with a served run without reloading.
 """
 
@@ -15,47 +15,14 @@ import json
 import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
+from bench.serving.results import Ceiling, CeilingPoint
 from service.config import ModelConfig, ServerConfig
 from service.imaging import decode_image, decode_pool
 from service.repository import load_model
-
-
-@dataclass(frozen=True)
-class CeilingPoint:
-    batch_size: int
-    images: int
-    seconds: float
-
-    @property
-    def throughput(self) -> float:
-        return self.images / self.seconds
-
-
-@dataclass(frozen=True)
-class Ceiling:
-    model: str
-    points: list[CeilingPoint]
-    decode_ms: float  # median decode + preprocess of one image, one thread
-    engine_b1_ms: float  # median runtime call at batch 1
-
-    @property
-    def best(self) -> CeilingPoint:
-        return max(self.points, key=lambda point: point.throughput)
-
-    def to_dict(self) -> dict:
-        return {
-            "model": self.model,
-            "points": [{**asdict(p), "throughput": p.throughput} for p in self.points],
-            "best_batch_size": self.best.batch_size,
-            "throughput": self.best.throughput,
-            "decode_ms": self.decode_ms,
-            "engine_b1_ms": self.engine_b1_ms,
-        }
 
 
 class EngineRig:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 SCRIPT = Path(__file__).with_name("post_bodies.lua")
@@ -41,9 +41,6 @@ class LoadResult:
         """Successful requests per second."""
         return self.ok / self.seconds if self.seconds else 0.0
 
-    def to_dict(self) -> dict:
-        return {**asdict(self), "throughput": self.throughput}
-
 
 def ensure_wrk() -> str:
     """Path of `wrk`, installing the Debian package when it is missing (needs root)."""
@@ -65,7 +62,6 @@ def ensure_wrk() -> str:
 def run_wrk(
     url: str,
     body_list: Path,
-    content_type: str,
     *,
     concurrency: int,
     seconds: float,
@@ -96,7 +92,6 @@ def run_wrk(
         url,
         "--",
         str(body_list),
-        content_type,
         str(per_thread),
         str(warmup_s),
     ]

@@ -10,15 +10,15 @@ of the sums together with the spread of the per-round ratios.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
 class HeadToHead:
-    name: str  # what is compared, e.g. "ceiling" or a peer's server name
+    name: str  # the target it measures (bench.serving.targets)
     a: str  # label of the reference side
     b: str  # label of the measured side (blockserve over HTTP)
-    unit: str  # "img/s" or "ms"
+    unit: str  # "img/s", "req/s" or "ms"
     a_values: list[float]
     b_values: list[float]
 
@@ -45,14 +45,6 @@ class HeadToHead:
         return [
             b / a if a else float("inf") for a, b in zip(self.a_values, self.b_values, strict=True)
         ]
-
-    def to_dict(self) -> dict:
-        return {**asdict(self), "ratio": self.ratio, "difference": self.difference}
-
-    @classmethod
-    def from_dict(cls, data: dict) -> HeadToHead:
-        fields = ("name", "a", "b", "unit", "a_values", "b_values")
-        return cls(**{key: data[key] for key in fields})
 
 
 def alternate(

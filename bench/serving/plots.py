@@ -1,8 +1,10 @@
-"""Throughput and p99 against concurrency, one line per server (resnet18 at 224²).
+"""Throughput and p99 against concurrency, one line per server and body kind (resnet18-224).
 
 Runs with matplotlib from the bench venv (bench/.venv-peers), not the project's:
 
     bench/.venv-peers/bin/python bench/serving/plots.py RESULTS.json docs/img
+
+It reads the results JSON as `bench.serving.results.RunResults` writes it.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-MODEL = "resnet18"
+WORKLOAD = "resnet18-224"
 PANELS = (
     ("throughput", "images / s (2xx only)", "serving-throughput.png"),
     ("p99_ms", "p99 latency (ms, log scale)", "serving-p99.png"),
@@ -24,32 +26,35 @@ PANELS = (
 
 
 def plot(results: dict, out_dir: Path) -> list[Path]:
+    """The plots, or none when the run did not measure WORKLOAD."""
+    lines: dict[tuple[str, str], list[dict]] = {}
+    for point in results["points"]:
+        if point["workload"] == WORKLOAD:
+            lines.setdefault((point["server"], point["body"]), []).append(point["load"])
+    if not lines:
+        return []
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for key, ylabel, filename in PANELS:
         figure, axes = plt.subplots(figsize=(7.5, 5.2), dpi=120)
-        for name, server in results["servers"].items():
-            rows = [
-                m for m in results["measurements"] if m["server"] == name and m["model"] == MODEL
-            ]
-            if not rows:
-                continue
-            rows.sort(key=lambda m: m["concurrency"])
-            style = "--" if server["peer"] else "-"
+        for (name, body), loads in lines.items():
+            server = results["servers"][name]
+            loads.sort(key=lambda load: load["concurrency"])
             axes.plot(
-                [m["concurrency"] for m in rows],
-                [m[key] for m in rows],
-                style,
+                [load["concurrency"] for load in loads],
+                [_value(load, key) for load in loads],
+                "--" if server["peer"] else "-",
                 marker="o",
-                label=server["label"],
+                label=f"{server['label']} [{body}]",
             )
-        ceiling = results["ceilings"].get(MODEL)
+        ceiling = results["ceilings"].get(WORKLOAD)
         if key == "throughput" and ceiling:
+            best = max(ceiling["points"], key=lambda p: p["images"] / p["seconds"])
             axes.axhline(
-                ceiling["throughput"],
+                best["images"] / best["seconds"],
                 color="grey",
                 linestyle=":",
-                label=f"ceiling (in-process, batch {ceiling['best_batch_size']})",
+                label=f"ceiling (in-process, batch {best['batch_size']})",
             )
         if key == "p99_ms":
             axes.set_yscale("log")
@@ -58,7 +63,7 @@ def plot(results: dict, out_dir: Path) -> list[Path]:
         axes.set_xticks(concurrencies, [str(c) for c in concurrencies])
         axes.set_xlabel("concurrent connections (wrk)")
         axes.set_ylabel(ylabel)
-        axes.set_title(f"{MODEL} 224², ONNX on {results['meta']['machine']['cores']} CPU cores")
+        axes.set_title(f"resnet18 224², ONNX on {results['meta']['machine']['cores']} CPU cores")
         axes.grid(True, which="both", alpha=0.3)
         axes.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2)
         figure.tight_layout()
@@ -67,6 +72,10 @@ def plot(results: dict, out_dir: Path) -> list[Path]:
         plt.close(figure)
         written.append(path)
     return written
+
+
+def _value(load: dict, key: str) -> float:
+    return load["ok"] / load["seconds"] if key == "throughput" else load[key]
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 -- wrk script: POST pre-built bodies in rotation, count answers by HTTP status, stop each
 -- thread after a request cap, and print one JSON line (prefixed "RESULT ") when done.
 --
---   wrk -s post_bodies.lua URL -- LIST_FILE CONTENT_TYPE MAX_REQUESTS_PER_THREAD WARMUP_S
+--   wrk -s post_bodies.lua URL -- LIST_FILE MAX_REQUESTS_PER_THREAD WARMUP_S
 --
--- LIST_FILE holds one body file path per line (JPEGs, or JSON for base64 protocols).
+-- LIST_FILE holds one body per line: its file path, then tab-separated "Name: value" headers
+-- (Content-Type among them), as bench/serving/bodies.py writes it.
 -- Answers are also counted apart once WARMUP_S seconds have passed since the thread started:
 -- the steady-state window, without the ramp while the first batches fill the server's queue.
 
@@ -26,14 +27,27 @@ function setup(thread)
    table.insert(threads, thread)
 end
 
+local function split_tabs(line)
+   local fields = {}
+   for part in string.gmatch(line, "[^\t]+") do
+      table.insert(fields, part)
+   end
+   return fields
+end
+
 function init(args)
-   local list, content_type, cap = args[1], args[2], tonumber(args[3])
+   local list, cap = args[1], tonumber(args[2])
    requests_built = {}
-   for path in io.lines(list) do
-      local file = assert(io.open(path, "rb"))
+   for line in io.lines(list) do
+      local fields = split_tabs(line)
+      local file = assert(io.open(fields[1], "rb"))
       local body = file:read("*a")
       file:close()
-      local headers = { ["Content-Type"] = content_type }
+      local headers = {}
+      for index = 2, #fields do
+         local name, value = string.match(fields[index], "^([^:]+):%s*(.*)$")
+         headers[name] = value
+      end
       table.insert(requests_built, wrk.format("POST", nil, headers, body))
    end
    assert(#requests_built > 0, "no bodies listed in " .. list)
@@ -42,7 +56,7 @@ function init(args)
    next_index = math.random(#requests_built)
    statuses = {}
    steady_statuses = {}
-   steady_from = now() + tonumber(args[4] or 0)
+   steady_from = now() + tonumber(args[3] or 0)
 end
 
 function request()

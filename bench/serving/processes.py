@@ -1,4 +1,6 @@
-"""Server subprocesses: start in their own process group, wait until ready, stop the group."""
+"""Servers under test as processes: one context manager starts any of them, waits until it is
+ready and stops its whole process group, whether the benchmark runs the server itself or a
+start script detaches it (the Triton and MLServer scripts in ../shared/peers)."""
 
 from __future__ import annotations
 
@@ -9,13 +11,98 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
 class ServerFailed(RuntimeError):
     """The server exited or did not become ready; the message ends with its log tail."""
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How to start one server.
+
+    Without `stop`, `command` is the server: it runs in its own process group until the block
+    ends. With `stop`, `command` is a start script that detaches the server into a process group
+    of its own and prints its pid as the last line; `stop` + [pid] stops it.
+    """
+
+    command: list[str]
+    ready_url: str
+    ready_body: bytes | None = None  # expected in the ready answer
+    cwd: Path | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    stop: list[str] | None = None
+    prepare: Callable[[], None] | None = None  # one-off step before the start (build, set-up)
+
+
+@dataclass
+class RunningServer:
+    name: str
+    pid: int  # leader of the server's process group
+    log_path: Path
+    process: subprocess.Popen | None  # None: detached by its start script
+
+    def exited(self) -> bool:
+        if self.process is not None:
+            return self.process.poll() is not None
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+
+@contextmanager
+def running(
+    name: str, launch: Launch, log_path: Path, ready_timeout_s: float
+) -> Iterator[RunningServer]:
+    """The server runs, ready, for the block; its process group is stopped afterwards."""
+    if launch.prepare is not None:
+        launch.prepare()
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("wb") as log:
+        server = _start(name, launch, log, log_path, ready_timeout_s)
+        try:
+            wait_ready(server, launch.ready_url, launch.ready_body, ready_timeout_s)
+            yield server
+        finally:
+            if server.process is not None:
+                _stop_group(server.process)
+            else:
+                subprocess.run([*launch.stop, str(server.pid)], stdout=log, stderr=log, timeout=120)
+
+
+def _start(name: str, launch: Launch, log, log_path: Path, ready_timeout_s: float) -> RunningServer:
+    env = {**os.environ, **launch.env}
+    if launch.stop is None:
+        process = subprocess.Popen(
+            launch.command,
+            cwd=launch.cwd,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: workers are stopped with it
+        )
+        return RunningServer(name, process.pid, log_path, process)
+    try:
+        started = subprocess.run(
+            launch.command,
+            cwd=launch.cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            timeout=ready_timeout_s,
+            check=True,
+        )
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as error:
+        log.flush()
+        raise ServerFailed(f"{name}: start script failed ({error})\n{_tail(log_path)}") from None
+    pid = int(started.stdout.split()[-1])
+    return RunningServer(name, pid, log_path, None)
 
 
 def free_port() -> int:
@@ -50,50 +137,12 @@ def http_get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
         return error.code, error.read()
 
 
-@contextmanager
-def running_server(
-    name: str,
-    command: list[str],
-    *,
-    ready_url: str,
-    log_path: Path,
-    ready_timeout_s: float,
-    cwd: Path | None = None,
-    env: dict[str, str] | None = None,
-    ready_body: bytes | None = None,
-) -> Iterator[subprocess.Popen]:
-    """Run `command` until the block ends; ready when `ready_url` answers 200 (and, if given,
-    its body contains `ready_body`). The whole process group is stopped on exit."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command,
-            cwd=cwd,
-            env={**os.environ, **(env or {})},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: workers are stopped with it
-        )
-        try:
-            wait_ready(name, process, ready_url, ready_body, ready_timeout_s, log_path)
-            yield process
-        finally:
-            _stop_group(process)
-
-
-def wait_ready(
-    name: str,
-    process: subprocess.Popen,
-    url: str,
-    body: bytes | None,
-    timeout_s: float,
-    log_path: Path,
-) -> None:
-    """Poll `url` until it answers 200 (with `body` in it, if given) while `process` lives."""
+def wait_ready(server: RunningServer, url: str, body: bytes | None, timeout_s: float) -> None:
+    """Poll `url` until it answers 200 (with `body` in it, if given) while the server lives."""
     give_up = time.monotonic() + timeout_s
     while time.monotonic() < give_up:
-        if process.poll() is not None:
-            raise ServerFailed(f"{name} exited with {process.returncode}\n{_tail(log_path)}")
+        if server.exited():
+            raise ServerFailed(f"{server.name} exited\n{_tail(server.log_path)}")
         try:
             status, content = http_get(url, timeout=2.0)
             if status == 200 and (body is None or body in content):
@@ -101,22 +150,24 @@ def wait_ready(
         except OSError:
             pass
         time.sleep(0.5)
-    raise ServerFailed(f"{name} not ready at {url} after {timeout_s:.0f} s\n{_tail(log_path)}")
+    raise ServerFailed(
+        f"{server.name} not ready at {url} after {timeout_s:.0f} s\n{_tail(server.log_path)}"
+    )
 
 
 @contextmanager
-def paused(*processes: subprocess.Popen) -> Iterator[None]:
-    """Stop the process groups of `processes` (SIGSTOP) for the block, then continue them, so an
+def paused(*servers: RunningServer) -> Iterator[None]:
+    """Stop the process groups of `servers` (SIGSTOP) for the block, then continue them, so an
     idle server that polls (LitServe's workers take ~15 % of a core doing nothing) steals no
     CPU from the one being measured."""
-    for process in processes:
-        os.killpg(process.pid, signal.SIGSTOP)
+    for server in servers:
+        os.killpg(server.pid, signal.SIGSTOP)
     try:
         yield
     finally:
-        for process in processes:
+        for server in servers:
             with suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGCONT)
+                os.killpg(server.pid, signal.SIGCONT)
 
 
 def _stop_group(process: subprocess.Popen, grace_s: float = 20.0) -> None:

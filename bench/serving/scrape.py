@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from serving.processes import http_get
+from bench.serving.processes import http_get
 
 BATCH_HISTOGRAM = "blockserve_batch_size"
 

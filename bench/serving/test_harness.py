@@ -1,24 +1,42 @@
 """The benchmark's bookkeeping, which must be right for its numbers to mean anything.
 
-They check parsing, ordering and arithmetic, never speed, so they run with the test suite
-(`bench/serving` is in pytest's testpaths).
+They check parsing, request bodies, ordering, option selection and target arithmetic, never
+speed, so they run with the test suite (`bench/serving` is in pytest's testpaths).
 """
 
 from __future__ import annotations
 
+import base64
+import http.server
 import json
+import shutil
+import struct
+import threading
+from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
-from serving import report
-from serving.bodies import MULTIPART_BOUNDARY, write_bodies
-from serving.docs import BEGIN, END, replace_section
-from serving.images import write_corpus
-from serving.load import parse_wrk_output
-from serving.paired import HeadToHead, alternate
-from serving.profile import summarize
-from serving.scrape import HistogramTotals, mean_batch_size
+from bench.serve.options import parse_options
+from bench.serving import targets
+from bench.serving.bodies import BINARY_HEADER_LENGTH, MULTIPART_BOUNDARY, write_bodies
+from bench.serving.docs import BEGIN, END, method, replace_section
+from bench.serving.images import write_corpus
+from bench.serving.load import LoadResult, parse_wrk_output, run_wrk
+from bench.serving.paired import HeadToHead, alternate
+from bench.serving.profile import summarize
+from bench.serving.results import (
+    Ceiling,
+    CeilingPoint,
+    Machine,
+    Point,
+    RunMeta,
+    RunResults,
+    RunSettings,
+    ServerInfo,
+)
+from bench.serving.scrape import HistogramTotals, mean_batch_size
 
 WRK_RESULT = (
     'RESULT {"requests": 120, "duration_us": 2000000, "bytes": 1, '
@@ -58,72 +76,203 @@ def test_mean_batch_size_is_the_histogram_delta():
     assert mean_batch_size(after, after) is None
 
 
-def test_bodies_wrap_the_same_jpeg_per_wire_format(tmp_path):
-    jpeg = tmp_path / "a.jpg"
-    jpeg.write_bytes(b"\xff\xd8jpeg")
-    listing, content_type = write_bodies([jpeg], "multipart", tmp_path / "mp")
-    body = (tmp_path / "mp" / "a.body").read_bytes()
-    assert content_type == f"multipart/form-data; boundary={MULTIPART_BOUNDARY}"
-    assert b"\r\n\r\n\xff\xd8jpeg\r\n" in body and body.endswith(b"--\r\n")
-    assert listing.read_text().split() == [str(tmp_path / "mp" / "a.body")]
-    listing, content_type = write_bodies([jpeg], "base64-json", tmp_path / "js")
-    assert content_type == "application/json"
-    assert json.loads((tmp_path / "js" / "a.body").read_text()) == {"image_data": "/9hqcGVn"}
-    with pytest.raises(ValueError, match="unknown wire format"):
-        write_bodies([jpeg], "xml", tmp_path)
+def _listing(path):
+    """The listing file as [(body bytes, {header: value})]."""
+    entries = []
+    for line in path.read_text().splitlines():
+        body, *headers = line.split("\t")
+        content = Path(body).read_bytes()
+        entries.append((content, dict(h.split(": ", 1) for h in headers)))
+    return entries
 
 
-def test_corpus_is_seeded_jpegs_of_the_requested_kind(tmp_path):
-    first = write_corpus(tmp_path / "a", "gray32", 2)
-    again = write_corpus(tmp_path / "b", "gray32", 2)
+@pytest.fixture
+def png(tmp_path):
+    path = tmp_path / "digit.png"
+    Image.fromarray(np.arange(64, dtype=np.uint8).reshape(8, 8) * 4, "L").save(path)
+    return path
+
+
+def test_raw_multipart_and_base64_bodies_carry_the_image_and_its_type(tmp_path, png):
+    [(body, headers)] = _listing(write_bodies([png], "raw", tmp_path / "raw"))
+    assert (body, headers) == (png.read_bytes(), {"Content-Type": "image/png"})
+    [(body, headers)] = _listing(write_bodies([png], "multipart", tmp_path / "mp"))
+    assert headers["Content-Type"] == f"multipart/form-data; boundary={MULTIPART_BOUNDARY}"
+    assert b"Content-Type: image/png\r\n\r\n" + png.read_bytes() + b"\r\n" in body
+    [(body, headers)] = _listing(write_bodies([png], "base64-json", tmp_path / "js"))
+    assert base64.b64decode(json.loads(body)["image_data"]) == png.read_bytes()
+    with pytest.raises(ValueError, match="unknown body kind"):
+        write_bodies([png], "xml", tmp_path)
+
+
+def _expected_tensor():
+    return (np.arange(64, dtype=np.float32).reshape(1, 1, 8, 8) * 4) / 127.5 - 1.0
+
+
+def test_v2_json_body_is_the_scaled_pixel_tensor(tmp_path, png):
+    [(body, headers)] = _listing(write_bodies([png], "v2-json", tmp_path / "v2"))
+    [tensor] = json.loads(body)["inputs"]
+    assert headers == {"Content-Type": "application/json"}
+    assert (tensor["name"], tensor["shape"], tensor["datatype"]) == ("input", [1, 1, 8, 8], "FP32")
+    assert np.allclose(tensor["data"], _expected_tensor().ravel(), atol=1e-6)
+
+
+def test_v2_binary_body_follows_the_binary_tensor_data_extension(tmp_path, png):
+    [(body, headers)] = _listing(write_bodies([png], "v2-binary", tmp_path / "bin"))
+    split = int(headers[BINARY_HEADER_LENGTH])
+    header, raw = json.loads(body[:split]), body[split:]
+    [tensor] = header["inputs"]
+    assert tensor["parameters"]["binary_data_size"] == len(raw) == 64 * 4
+    assert np.array_equal(np.frombuffer(raw, np.float32), _expected_tensor().ravel())
+    assert header["outputs"] == [{"name": "logits", "parameters": {"binary_data": True}}]
+
+
+def test_bytes_body_is_a_length_prefixed_image_per_element(tmp_path, png):
+    [(body, headers)] = _listing(write_bodies([png], "v2-bytes-binary", tmp_path / "bytes"))
+    split = int(headers[BINARY_HEADER_LENGTH])
+    [tensor] = json.loads(body[:split])["inputs"]
+    assert (tensor["name"], tensor["shape"], tensor["datatype"]) == ("image", [1, 1], "BYTES")
+    image = png.read_bytes()
+    assert body[split:] == struct.pack("<I", len(image)) + image
+    assert tensor["parameters"]["binary_data_size"] == len(image) + 4
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="needs wrk (apt-get install wrk)")
+def test_wrk_script_posts_each_body_with_its_own_headers(tmp_path, png):
+    seen = []
+
+    class Recorder(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            seen.append((self.headers[BINARY_HEADER_LENGTH], body))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    listing = write_bodies([png], "v2-binary", tmp_path / "bin")
+    [(expected_body, headers)] = _listing(listing)
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{server.server_address[1]}/v2/models/digits/infer"
+        result = run_wrk(url, listing, concurrency=1, seconds=1, max_requests=3)
+        server.shutdown()
+    assert result.ok >= 1 and result.failed == 0
+    assert seen[0] == (headers[BINARY_HEADER_LENGTH], expected_body)
+
+
+def test_corpus_is_seeded_images_of_the_requested_kind(tmp_path):
+    first = write_corpus(tmp_path / "a", "gray8", 2)
+    again = write_corpus(tmp_path / "b", "gray8", 2)
     assert [p.read_bytes() for p in first] == [p.read_bytes() for p in again]
     with Image.open(first[0]) as image:
-        assert (image.format, image.mode, image.size) == ("JPEG", "L", (32, 32))
+        assert (image.format, image.mode, image.size) == ("PNG", "L", (8, 8))
+    [photo] = write_corpus(tmp_path / "c", "rgb451x300", 1)
+    with Image.open(photo) as image:
+        assert (image.format, image.mode, image.size) == ("JPEG", "RGB", (451, 300))
+
+
+def test_request_path_targets_select_their_servers_and_workloads():
+    options = parse_options(["--targets", "request-path", "--quick"])
+    assert options.servers == ("blockserve", "blockserve-baseline", "triton", "mlserver")
+    assert options.workloads == ("digits-v2", "digits-predict", "resnet18-jpeg")
+    assert options.concurrency == (1, 32, 64)
+    assert [t.name for t in targets.selected(list(options.targets))] == [
+        "triton-digits-v2",
+        "baseline-digits-v2",
+        "baseline-digits-png",
+        "triton-resnet18-jpeg",
+        "triton-digits-p50",
+    ]
+    everything = parse_options([])
+    assert {"triton", "torchserve", "blockserve-unbatched"} <= set(everything.servers)
+    assert everything.concurrency == (1, 8, 32, 64)
+    with pytest.raises(SystemExit):
+        parse_options(["--targets", "fastest"])
 
 
 def _pair(name, unit, reference, blockserve):
     """A head-to-head entry with the same value in each of two rounds."""
-    return HeadToHead(name, name, "blockserve", unit, [reference] * 2, [blockserve] * 2).to_dict()
+    return HeadToHead(name, name, "blockserve", unit, [reference] * 2, [blockserve] * 2)
 
 
-def _results(ceiling=(85.0, 80.0), serial=(28.0, 30.0), torchserve=(40.0, 80.0), tail=(30, 50, 0)):
-    p50, p99, failed = tail
-    c64 = {
-        "server": "blockserve", "model": "resnet18", "concurrency": 64, "throughput": 80.0,
-        "ok": 1, "p50_ms": p50, "p99_ms": p99, "rejected": 3, "failed": failed,
-    }  # fmt: skip
-    return {
-        "servers": {name: {"label": name, "peer": True} for name in ("blockserve", "torchserve")},
-        "measurements": [c64],
-        "head_to_head": [
-            _pair("ceiling", "img/s", *ceiling),
-            _pair("serial", "ms", *serial),
-            _pair("torchserve", "img/s", *torchserve),
-        ],
-    }
+def _load(concurrency=64, p50=30.0, p99=50.0, failed=0):
+    return LoadResult(
+        concurrency, 10.0, 10, 10, 3, failed, p50, p50, p99, p50, p99, {"200": 10}, False
+    )
+
+
+def _results(groups, pairs, tail=None):
+    settings = RunSettings([1, 32, 64], 10.0, 3.0, 1000, [], [], groups, 4, 5.0, "c.yaml")
+    meta = RunMeta(
+        "t0", False, "cmd", settings, Machine("cpu", 2, 1.0, "k", "3.11"), {}, [0.1, 0.1, 0.1]
+    )
+    points = [Point("blockserve", "resnet18-224", "raw", tail, 16.0, 2.0)] if tail else []
+    servers = {"blockserve": ServerInfo("blockserve", False, "")}
+    return RunResults(meta, servers=servers, points=points, head_to_head=pairs)
 
 
 def _verdicts(results):
-    return [t.passed for t in report.evaluate_targets(results)]
+    return [t.passed for t in targets.evaluate(results)]
 
 
-def test_targets_pass_and_fail_on_the_issue_thresholds():
-    # ceiling 80/85, p50 30 <= 28 + 3, 2x torchserve, p99 50 <= 2 x 30; litserve peers absent
-    assert _verdicts(_results()) == [True, True, None, True, None, True]
-    failing = _results(
-        ceiling=(85.0, 76.0), serial=(28.0, 31.5), torchserve=(50, 70), tail=(30, 61, 0)
-    )
-    assert _verdicts(failing) == [False, False, None, False, None, False]
+REQUEST_PATH_PASSING = [
+    _pair("triton-digits-v2", "req/s", 10_000.0, 5_000.0),  # 0.5 x Triton
+    _pair("baseline-digits-v2", "req/s", 1_000.0, 4_000.0),  # 4 x baseline
+    _pair("baseline-digits-png", "req/s", 1_000.0, 3_000.0),  # 3 x baseline
+    _pair("triton-resnet18-jpeg", "img/s", 45.0, 45.0),  # 1.0 x Triton
+    _pair("triton-digits-p50", "ms", 1.0, 1.5),  # p50 at most 1.5 x Triton's
+]
+
+
+def test_request_path_targets_pass_on_their_bounds_and_fail_past_them():
+    assert _verdicts(_results(["request-path"], REQUEST_PATH_PASSING)) == [True] * 5
+    failing = [
+        _pair("triton-digits-v2", "req/s", 10_000.0, 4_900.0),
+        _pair("baseline-digits-v2", "req/s", 1_000.0, 3_900.0),
+        _pair("baseline-digits-png", "req/s", 1_000.0, 2_900.0),
+        _pair("triton-resnet18-jpeg", "img/s", 45.0, 44.0),
+        _pair("triton-digits-p50", "ms", 1.0, 1.6),
+    ]
+    assert _verdicts(_results(["request-path"], failing)) == [False] * 5
+
+
+def test_ceiling_and_peer_targets_keep_their_thresholds():
+    pairs = [
+        _pair("ceiling", "img/s", 85.0, 80.0),  # 0.94 >= 0.90
+        _pair("serial", "ms", 28.0, 30.0),  # +2 ms <= +3 ms
+        _pair("torchserve", "img/s", 40.0, 80.0),  # 2x >= 1.5x
+    ]
+    results = _results(["ceiling", "peers"], pairs, tail=_load())
+    # ceiling, serial, litserve-documented, torchserve, litserve-onnx, tail
+    assert _verdicts(results) == [True, True, None, True, None, True]
+    pairs = [
+        _pair("ceiling", "img/s", 85.0, 76.0),
+        _pair("serial", "ms", 28.0, 31.5),
+        _pair("torchserve", "img/s", 50.0, 70.0),
+    ]
+    results = _results(["ceiling", "peers"], pairs, tail=_load(p99=61.0))
+    assert _verdicts(results) == [False, False, None, False, None, False]
 
 
 def test_ratio_targets_need_head_to_head_rounds():
-    results = _results()
-    del results["head_to_head"]
-    assert _verdicts(results) == [None, None, None, None, None, True]
+    assert _verdicts(_results(["request-path"], [])) == [None] * 5
 
 
 def test_tail_target_fails_on_errors_other_than_503():
-    assert _verdicts(_results(tail=(30, 50, 1)))[-1] is False
+    assert _verdicts(_results(["ceiling"], [], tail=_load(failed=1)))[-1] is False
+
+
+def test_results_survive_their_json_form():
+    ceiling = Ceiling("resnet18", [CeilingPoint(1, 40, 1.0), CeilingPoint(16, 800, 16.0)], 1, 19)
+    results = _results(["ceiling"], [_pair("ceiling", "img/s", 50.0, 49.0)], tail=_load())
+    results.ceilings["resnet18-224"] = ceiling
+    results.servers["triton"] = ServerInfo("Triton", True, "notes", error="no venv")
+    again = RunResults.from_json(results.to_json())
+    assert again == results
+    assert again.ceilings["resnet18-224"].best.batch_size == 16
 
 
 def test_head_to_head_alternates_sides_so_drift_weighs_on_both():
@@ -142,7 +291,6 @@ def test_head_to_head_ratio_is_a_ratio_of_sums():
     assert pair.ratio == pytest.approx(1.0)  # not the mean of 2.0 and 0.67
     assert pair.round_ratios() == pytest.approx([2.0, 2 / 3])
     assert pair.difference == pytest.approx(0.0)
-    assert HeadToHead.from_dict(pair.to_dict()) == pair
 
 
 def test_docs_section_is_replaced_in_place_and_other_sections_kept():
@@ -151,6 +299,13 @@ def test_docs_section_is_replaced_in_place_and_other_sections_kept():
     updated = replace_section(text, section)
     assert updated == f"# Benchmarks\n\n{section}\n## Runtimes\n\nkept\n"
     assert replace_section("# Benchmarks\n", section) == f"# Benchmarks\n\n{section}"
+
+
+def test_docs_method_is_the_readme_block_between_its_markers():
+    readme = "# bench\n\nintro\n<!-- method:begin -->\n- one\n- two\n<!-- method:end -->\nrest\n"
+    assert method(readme) == "- one\n- two"
+    with pytest.raises(ValueError, match="method:begin"):
+        method("# bench without a method\n")
 
 
 def test_profile_shares_split_engine_time_from_waiting(tmp_path):

@@ -16,7 +16,7 @@ from models.export.formats import FORMATS
 from models.weights import file_sha256
 
 MANIFEST_NAME = "manifest.json"
-MANIFEST_SCHEMA = 1
+MANIFEST_SCHEMA = 2
 REQUIRED_KEYS = ("name", "arch", "format", "model_file", "input", "outputs", "files")
 _PARTIAL_PREFIX = ".partial-"
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 import platform
 import shutil
 import threading
@@ -31,6 +30,7 @@ from models.export.bundle import (
 )
 from models.export.formats import ArtifactFormat, get_format
 from models.export.parity import ParityInput, check_parity, random_inputs
+from models.preprocessing import default_labels, default_preprocess
 from models.registry import model_default_cfg, model_spec
 from models.spec import NetworkSpec
 from models.summary import summarize
@@ -50,8 +50,6 @@ def export_bundle(
     weights: Path | None = None,
     overrides: dict | None = None,
     cache_dir: Path,
-    preprocess: dict | None = None,
-    labels: list[str] | None = None,
     max_batch: int = 32,
     progress: Callable[[str], None] | None = None,
     input_size: Sequence[int] | None = None,
@@ -60,9 +58,11 @@ def export_bundle(
 ) -> Path:
     """Export registry model `name` to a bundle under `cache_dir` and return its directory.
 
-    A bundle with the same spec, weights, format, input shape, toolchain and metadata is reused
-    without exporting. `input_size` (C, *spatial) defaults to the model's default cfg;
-    `sample_input` (N, *input_size) is a real preprocessed batch added to the parity check.
+    A bundle with the same artifact inputs (see `cache_key`) is reused without exporting.
+    `input_size` (C, *spatial) defaults to the model's default cfg; `sample_input`
+    (N, *input_size) is a real preprocessed batch added to the parity check. The manifest also
+    records the preprocessing and labels the default cfg gives at that input size: the
+    defaults a server resolves its configured values against.
     """
     report = progress or (lambda message: None)
     artifact_format = get_format(fmt)
@@ -75,7 +75,7 @@ def export_bundle(
     if sample_input is not None:
         sample_input = _checked_sample(sample_input, input_shape)
     weights_record = _weights_record(weights, seed)
-    manifest_head = {
+    artifact = {
         "schema": MANIFEST_SCHEMA,
         "name": name,
         "arch": name,
@@ -83,12 +83,15 @@ def export_bundle(
         "spec": spec.to_dict(),
         "weights": weights_record,
         "input": {"name": "input", "shape": [-1, *input_shape], "dtype": DTYPE},
-        "preprocess": {**default_preprocess(cfg, input_shape), **(preprocess or {})},
-        "labels": _labels(labels, cfg, spec.head.num_classes),
         "format": fmt,
         "max_batch": max_batch,
     }
-    key = cache_key(manifest_head, artifact_format, sample_input)
+    key = cache_key(artifact, artifact_format, sample_input)
+    manifest_head = {
+        **artifact,
+        "preprocess": default_preprocess(cfg, input_shape),
+        "labels": default_labels(cfg, spec.head.num_classes),
+    }
     cache_dir = Path(cache_dir)
     destination = cache_dir / f"{name}-{fmt}-{key[:16]}"
     if _reusable(destination, report):
@@ -111,29 +114,17 @@ def export_bundle(
 
 
 def cache_key(
-    manifest_head: dict[str, Any], artifact_format: ArtifactFormat, sample: np.ndarray | None
+    artifact: dict[str, Any], artifact_format: ArtifactFormat, sample: np.ndarray | None
 ) -> str:
-    """sha256 over everything that determines the bundle's bytes and manifest."""
+    """sha256 over what determines the artifact and its verification: model, spec, weights,
+    input shape, format and toolchain, and the batches parity ran on. Preprocess and labels are
+    not part of it: they follow from these (the defaults) or belong to the server's config."""
     payload = {
-        **manifest_head,
+        **artifact,
         "toolchain": artifact_format.toolchain(),
         "sample_sha256": None if sample is None else hashlib.sha256(sample.tobytes()).hexdigest(),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
-
-
-def default_preprocess(cfg: DefaultCfg, input_shape: tuple[int, ...]) -> dict[str, Any]:
-    """Resize / crop / normalise settings from the model's default cfg, at `input_shape`."""
-    channels, *spatial = input_shape
-    images = len(spatial) == 2
-    return {
-        "resize": math.floor(min(spatial) / cfg.crop_pct) if images else None,
-        "crop": list(spatial) if images else None,
-        "interpolation": cfg.interpolation,
-        "mean": list(cfg.mean),
-        "std": list(cfg.std),
-        "channels": {1: "gray", 3: "rgb"}.get(channels) if images else None,
-    }
 
 
 def _export(
@@ -209,15 +200,6 @@ def _input_shape(
             f"channels; expected (C={spec.in_chans}, {spec.dims} spatial sizes)"
         )
     return shape
-
-
-def _labels(labels: list[str] | None, cfg: DefaultCfg, num_classes: int) -> list[str] | None:
-    """The caller's labels, else the default cfg's when they still fit the class count."""
-    if labels is None:
-        return cfg.labels if cfg.labels is not None and len(cfg.labels) == num_classes else None
-    if len(labels) != num_classes:
-        raise ValueError(f"{len(labels)} labels given for a model with {num_classes} classes")
-    return list(labels)
 
 
 def _checked_sample(sample: np.ndarray, input_shape: tuple[int, ...]) -> np.ndarray:

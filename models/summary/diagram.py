@@ -77,6 +77,42 @@ class DiagramBlock:
 DiagramItem = DiagramLayer | DiagramBlock
 
 
+def item_to_json(item: DiagramItem) -> dict:
+    """A plain dict of a diagram item (blocks nest their branch and after-merge items)."""
+    if isinstance(item, DiagramLayer):
+        return {
+            "kind": "layer",
+            "path": item.path,
+            "name": item.name,
+            "description": item.description,
+        }
+    return {
+        "kind": "block",
+        "path": item.path,
+        "name": item.name,
+        "description": item.description,
+        "branch": [item_to_json(child) for child in item.branch],
+        "shortcut": item.shortcut,
+        "shortcut_label": item.shortcut_label,
+        "after_merge": [item_to_json(child) for child in item.after_merge],
+    }
+
+
+def item_from_json(data: dict) -> DiagramItem:
+    """The inverse of `item_to_json`."""
+    if data["kind"] == "layer":
+        return DiagramLayer(data["path"], data["name"], data["description"])
+    return DiagramBlock(
+        path=data["path"],
+        name=data["name"],
+        description=data["description"],
+        branch=tuple(item_from_json(child) for child in data["branch"]),
+        shortcut=data["shortcut"],
+        shortcut_label=data["shortcut_label"],
+        after_merge=tuple(item_from_json(child) for child in data["after_merge"]),
+    )
+
+
 def escape_label(text: str) -> str:
     """Mermaid-safe label text: entity codes for quote/angle/hash, `\\n` becomes `<br>`."""
     escaped = re.sub(r'[#"<>]', lambda match: _ESCAPES[match.group()], text)

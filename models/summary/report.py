@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from models.summary.diagram import DiagramItem, render_mermaid
+from models.summary.diagram import DiagramItem, item_from_json, item_to_json, render_mermaid
 
 Shape = tuple[int, ...]
 
@@ -48,6 +48,20 @@ class SummaryRow:
             "kernel_size": list(self.kernel_size) if self.kernel_size is not None else None,
             "mult_adds": self.mult_adds,
         }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SummaryRow:
+        kernel_size = data["kernel_size"]
+        return cls(
+            name=data["name"],
+            type=data["type"],
+            path=data["path"],
+            output_shapes=tuple(tuple(shape) for shape in data["output_shapes"]),
+            params=data["params"],
+            trainable=data["trainable"],
+            kernel_size=tuple(kernel_size) if kernel_size is not None else None,
+            mult_adds=data["mult_adds"],
+        )
 
 
 @dataclass(frozen=True)
@@ -113,7 +127,8 @@ class Summary:
         return "\n".join(lines)
 
     def to_json(self) -> dict[str, Any]:
-        """A plain, JSON-serialisable dict: inputs, rows and totals."""
+        """A plain, JSON-serialisable dict: inputs, rows, totals and the block diagram;
+        `Summary.from_json` reads it back."""
         return {
             "input_size": [list(size) for size in self.input_sizes],
             "batch_size": self.batch_size,
@@ -128,7 +143,22 @@ class Summary:
                 "params_mb": self.params_mb,
                 "total_mb": self.total_mb,
             },
+            "diagram": [item_to_json(item) for item in self.diagram],
         }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Summary:
+        """The summary `to_json` wrote (e.g. a bundle manifest's), without the model: the text,
+        JSON and Mermaid renderings are the same as the original's."""
+        totals = data["totals"]
+        return cls(
+            rows=[SummaryRow.from_json(row) for row in data["rows"]],
+            input_sizes=tuple(tuple(size) for size in data["input_size"]),
+            batch_size=data["batch_size"],
+            total_params=totals["total_params"],
+            trainable_params=totals["trainable_params"],
+            diagram=[item_from_json(item) for item in data["diagram"]],
+        )
 
     def to_mermaid(self, detail: Literal["auto", "full", "compact"] = "auto") -> str:
         """A `flowchart TB` of the block structure with `+` merges for residual blocks.

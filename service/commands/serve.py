@@ -21,7 +21,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         "serve",
         help="serve the models of a repository config over REST and gRPC",
         description="Serve a model repository: REST (FastAPI/uvicorn) and KServe V2 gRPC. "
-        "SIGTERM drains: no new connections, every accepted request is answered.",
+        "SIGTERM drains: readiness turns false, new connections are answered for "
+        "server.drain_delay_s, then every request already sent is answered (for at most "
+        "server.shutdown_timeout_s) and the process exits 0.",
     )
     parser.add_argument(
         "--config",
@@ -71,7 +73,10 @@ def serve_command(args: argparse.Namespace) -> int:
     config = config.model_copy(update={"server": server})
     if args.prepare:
         return _report_states(prepare(config))
-    run(config, host, port, log_level=args.log_level)
+    try:
+        run(config, host, port, log_level=args.log_level)
+    except ConfigError as error:
+        raise CliError(str(error)) from None
     return 0
 
 

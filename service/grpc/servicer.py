@@ -13,16 +13,20 @@ import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, TypeVar
 
 import grpc
+import numpy as np
 
 from service.errors import ServingError
-from service.grpc.codec import decode_inputs, encode_outputs, uses_raw_contents
+from service.grpc.codec import decode_inputs, encode_response, parse_request, uses_raw_contents
 from service.grpc.generated import grpc_predict_v2_pb2 as pb
 from service.grpc.generated.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceServicer
 from service.grpc.status import status_code, trailing_metadata
-from service.repository import ModelRepository, ModelState
+from service.offload import Offloader
+from service.repository import ModelHandle, ModelRepository, ModelState
 from service.v2 import (
     check_version,
     model_input,
@@ -38,12 +42,34 @@ PROTOCOL = "grpc"
 # The client's deadline passes slightly before the server's copy of it (the timeout travels
 # with the call), so a cancellation this close to the deadline is counted as the deadline's.
 DEADLINE_SLACK_S = 0.1
+INTERNAL_ERROR = "internal error (see the server log)"
+# Messages up to this size are parsed, decoded and encoded on the event loop: below it a hop
+# to a decode thread costs more than the work, which then stalls the loop for microseconds.
+INLINE_MAX_BYTES = 64 * 1024
 Context = grpc.aio.ServicerContext
 Handler = Callable[..., Awaitable[Any]]
+T = TypeVar("T")
+
+
+@dataclass
+class Prepared:
+    """A ModelInfer request once decoded: all that is kept of it during inference."""
+
+    handle: ModelHandle
+    batch: np.ndarray  # (N, *input_shape) float32
+    output_names: list[str]
+    header: pb.ModelInferResponse  # the response's name, version and id
+    raw: bool  # answer in raw_output_contents
+
+
+def _decoded_batch(handle: ModelHandle, request: pb.ModelInferRequest) -> np.ndarray:
+    """The request's tensors as the model's (N, *input_shape) float32 batch."""
+    return model_input(handle, decode_inputs(request))
 
 
 def _maps_errors(method: Handler) -> Handler:
-    """Answer a `ServingError` with its status code and message instead of UNKNOWN."""
+    """Answer a `ServingError` with its status code and message instead of UNKNOWN, and any
+    other error with INTERNAL and no detail (it is logged)."""
 
     @functools.wraps(method)
     async def handler(self, request, context: Context):
@@ -51,18 +77,26 @@ def _maps_errors(method: Handler) -> Handler:
             return await method(self, request, context)
         except ServingError as error:
             await context.abort(status_code(error), error.message, trailing_metadata(error))
+        except Exception:
+            log.exception("%s failed", method.__name__)
+            await context.abort(grpc.StatusCode.INTERNAL, INTERNAL_ERROR)
 
     return handler
 
 
 class InferenceServicer(GRPCInferenceServiceServicer):
-    def __init__(self, repository: ModelRepository) -> None:
+    """The V2 RPCs. `ModelInfer` takes and returns wire bytes (`service.grpc.server` registers
+    it without (de)serializers), so that large messages are parsed and encoded by `decoder`."""
+
+    def __init__(self, repository: ModelRepository, decoder: Offloader) -> None:
         self._repository = repository
         self._metrics = repository.metrics
+        self._decoder = decoder
 
     async def ServerLive(self, request: pb.ServerLiveRequest, context: Context):
         return pb.ServerLiveResponse(live=True)
 
+    @_maps_errors
     async def ServerReady(self, request: pb.ServerReadyRequest, context: Context):
         return pb.ServerReadyResponse(ready=self._repository.ready)
 
@@ -72,6 +106,7 @@ class InferenceServicer(GRPCInferenceServiceServicer):
         check_version(handle, request.version)
         return pb.ModelReadyResponse(ready=handle.state is ModelState.READY)
 
+    @_maps_errors
     async def ServerMetadata(self, request: pb.ServerMetadataRequest, context: Context):
         return pb.ServerMetadataResponse(**server_metadata())
 
@@ -89,44 +124,66 @@ class InferenceServicer(GRPCInferenceServiceServicer):
             outputs=[tensor(**entry) for entry in metadata["outputs"]],
         )
 
-    async def ModelInfer(self, request: pb.ModelInferRequest, context: Context):
+    async def ModelInfer(self, message: bytes, context: Context) -> bytes:
         # Each outcome is recorded before it is sent: abort() sends the status, then raises.
         started = time.monotonic()
+        remaining = context.time_remaining()
+        deadline = None if remaining is None else started + remaining
+        model_name = ""  # until the message is parsed
         try:
-            response = await self._infer(request, context)
+            parse = partial(parse_request, message)
+            request = await self._off_loop(len(message), parse, deadline)
+            model_name = request.model_name
+            prepared = await self._prepare(request, len(message), deadline)
+            del request  # its tensors are decoded: free the message before inference
+            response = await self._answer(prepared, deadline)
         except ServingError as error:
-            self._record(request, status_code(error), started)
+            self._record(model_name, status_code(error), started)
             await context.abort(status_code(error), error.message, trailing_metadata(error))
         except asyncio.CancelledError:  # the client cancelled, or its deadline passed
             remaining = context.time_remaining()
             expired = remaining is not None and remaining <= DEADLINE_SLACK_S
             code = grpc.StatusCode.DEADLINE_EXCEEDED if expired else grpc.StatusCode.CANCELLED
-            self._record(request, code, started)
+            self._record(model_name, code, started)
             raise
-        except Exception as error:
-            log.exception("ModelInfer on model %r failed", request.model_name)
-            self._record(request, grpc.StatusCode.INTERNAL, started)
-            message = f"internal error: {type(error).__name__}: {error}"
-            await context.abort(grpc.StatusCode.INTERNAL, message)
-        self._record(request, grpc.StatusCode.OK, started)
+        except Exception:
+            log.exception("ModelInfer on model %r failed", model_name)
+            self._record(model_name, grpc.StatusCode.INTERNAL, started)
+            await context.abort(grpc.StatusCode.INTERNAL, INTERNAL_ERROR)
+        self._record(model_name, grpc.StatusCode.OK, started)
         return response
 
-    async def _infer(self, request: pb.ModelInferRequest, context: Context):
+    async def _prepare(
+        self, request: pb.ModelInferRequest, size: int, deadline: float | None
+    ) -> Prepared:
+        """Checks and decodes `request`, `size` bytes on the wire."""
         handle = self._repository.get(request.model_name)
         check_version(handle, request.model_version)
-        batch = model_input(handle, decode_inputs(request))  # (N, *input_shape) float32
         output_names = requested_outputs(handle, [output.name for output in request.outputs])
-        remaining = context.time_remaining()
-        deadline = None if remaining is None else time.monotonic() + remaining
-        logits = await handle.infer(batch, deadline)  # (N, num_classes)
-        outputs = model_outputs(handle, logits, output_names)
-        response = pb.ModelInferResponse(
+        decode = partial(_decoded_batch, handle, request)
+        batch = await self._off_loop(size, decode, deadline)
+        header = pb.ModelInferResponse(
             model_name=handle.name, model_version=handle.version, id=request.id
         )
-        encode_outputs(response, outputs, raw=uses_raw_contents(request))
-        return response
+        return Prepared(handle, batch, output_names, header, uses_raw_contents(request))
 
-    def _record(self, request: pb.ModelInferRequest, code: grpc.StatusCode, started: float) -> None:
+    async def _answer(self, prepared: Prepared, deadline: float | None) -> bytes:
+        """Infers `prepared` and encodes the response."""
+        handle = prepared.handle
+        logits = await handle.infer(prepared.batch, deadline)  # (N, num_classes)
+        outputs = model_outputs(handle, logits, prepared.output_names)
+        size = sum(output.array.nbytes for output in outputs)
+        encode = partial(encode_response, prepared.header, outputs, raw=prepared.raw)
+        return await self._off_loop(size, encode, deadline)
+
+    async def _off_loop(self, size: int, job: Callable[[], T], deadline: float | None) -> T:
+        """`job()` for a message of `size` bytes: inline when small, else on a decode thread
+        (`ServerBusy` when too many wait for one)."""
+        if size <= INLINE_MAX_BYTES:
+            return job()
+        return await self._decoder.run(job, deadline)
+
+    def _record(self, model_name: str, code: grpc.StatusCode, started: float) -> None:
         # Unknown names stay out of the labels: client input never becomes a label value.
-        model = request.model_name if request.model_name in self._repository.names else ""
+        model = model_name if model_name in self._repository.names else ""
         self._metrics.record_request(model, code.name, PROTOCOL, time.monotonic() - started)

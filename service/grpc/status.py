@@ -13,6 +13,7 @@ from service.errors import (
     ModelNotReady,
     PayloadTooLarge,
     QueueFull,
+    ServerBusy,
     ServingError,
 )
 
@@ -21,6 +22,7 @@ STATUS_CODES: dict[type[ServingError], grpc.StatusCode] = {
     ModelNotFound: grpc.StatusCode.NOT_FOUND,
     InvalidInput: grpc.StatusCode.INVALID_ARGUMENT,
     PayloadTooLarge: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    ServerBusy: grpc.StatusCode.RESOURCE_EXHAUSTED,
     ModelNotReady: grpc.StatusCode.UNAVAILABLE,
     QueueFull: grpc.StatusCode.UNAVAILABLE,
     DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
@@ -36,7 +38,7 @@ def status_code(error: ServingError) -> grpc.StatusCode:
 
 
 def trailing_metadata(error: ServingError) -> tuple[tuple[str, str], ...]:
-    """Extra trailers for an error: `retry-after` (seconds) when the queue is full."""
-    if isinstance(error, QueueFull):
+    """Extra trailers for an error: `retry-after` (seconds) when the error suggests a retry."""
+    if error.retry_after_s is not None:
         return (("retry-after", f"{error.retry_after_s:g}"),)
     return ()

@@ -1,15 +1,21 @@
-"""Resolved preprocessing of one model: resize, center crop, normalisation constants."""
+"""Resolved preprocessing of one model: resize, center crop, normalisation constants.
+
+The bundle's manifest holds the preprocessing the model was exported with (the default cfg at
+the exported input size); the config's set fields override it. Only the crop and the channels
+change the exported input size, so they are resolved before the export (`export_input_size`).
+"""
 
 from __future__ import annotations
 
 import functools
-import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
 from models import DefaultCfg
+from models.preprocessing import CHANNEL_COUNTS
 from service.config import PreprocessConfig
 
 
@@ -25,22 +31,24 @@ class Preprocess:
     interpolation: str = "bilinear"
 
     @classmethod
-    def resolve(cls, config: PreprocessConfig, default: DefaultCfg) -> Preprocess:
-        """Fill the config's unset fields from the architecture's default cfg."""
-        channels_in, *spatial = default.input_size
-        if len(spatial) != 2:
-            raise ValueError(f"image preprocessing needs a 2-d input, not {default.input_size}")
-        crop = config.crop or tuple(spatial)
-        crop = (crop, crop) if isinstance(crop, int) else tuple(crop)
-        resize = config.resize or math.floor(max(crop) / default.crop_pct)
-        channels = config.channels or ("gray" if channels_in == 1 else "rgb")
-        count = 1 if channels == "gray" else 3
-        mean = tuple(config.mean or _fit(default.mean, count))
-        std = tuple(config.std or _fit(default.std, count))
+    def resolve(cls, config: PreprocessConfig, exported: Mapping[str, Any]) -> Preprocess:
+        """The config's set fields over the bundle manifest's `preprocess` (`exported`)."""
+        if exported["crop"] is None or exported["channels"] is None:
+            raise ValueError("image preprocessing needs a model whose input is a gray or RGB image")
+        channels = exported["channels"]
+        count = CHANNEL_COUNTS[channels]
+        mean = tuple(config.mean or exported["mean"])
+        std = tuple(config.std or exported["std"])
         if len(mean) != count or len(std) != count:
             raise ValueError(f"{channels} input needs {count} mean/std values, got {mean} / {std}")
-        interpolation = config.interpolation or default.interpolation
-        return cls(channels, resize, crop, mean, std, interpolation)
+        return cls(
+            channels=channels,
+            resize=config.resize or exported["resize"],
+            crop=tuple(exported["crop"]),
+            mean=mean,
+            std=std,
+            interpolation=config.interpolation or exported["interpolation"],
+        )
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -64,10 +72,15 @@ class Preprocess:
         return asdict(self)
 
 
-def _fit(values: tuple[float, ...], count: int) -> tuple[float, ...]:
-    """Per-channel stats for `count` channels: average RGB stats for gray, repeat gray for RGB."""
-    if len(values) == count:
-        return values
-    if count == 1:
-        return (sum(values) / len(values),)
-    return values * count if len(values) == 1 else values
+def export_input_size(
+    config: PreprocessConfig, default: DefaultCfg, in_chans: int
+) -> tuple[int, int, int]:
+    """The (C, H, W) a model is exported at: the config's channels and crop, else the model's
+    input channels and the default cfg's spatial size."""
+    spatial = default.input_size[1:]
+    if len(spatial) != 2:
+        raise ValueError(f"image preprocessing needs a 2-d input, not {default.input_size}")
+    crop = config.crop or tuple(spatial)
+    crop = (crop, crop) if isinstance(crop, int) else tuple(crop)
+    channels = CHANNEL_COUNTS[config.channels] if config.channels else in_chans
+    return (channels, *crop)

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from fastapi import APIRouter, Response
 
-from fastapi import APIRouter, Depends, Response
-
-from service.routers.common import Serving, serving
+from service.routers.deps import State
 
 router = APIRouter(tags=["metrics"])
 
 
 @router.get("/metrics")
-async def metrics(state: Annotated[Serving, Depends(serving)]) -> Response:
+async def metrics(state: State) -> Response:
     """Requests by model/status/protocol, queue/compute/total latency, batch sizes, queue
     depth and model state."""
     return Response(state.metrics.render(), media_type=state.metrics.content_type)

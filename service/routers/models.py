@@ -5,16 +5,17 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Query, Response
 from fastapi.responses import PlainTextResponse
 
-from service.routers.common import OrjsonResponse, Serving, serving
+from service.routers.deps import State
+from service.routers.responses import OrjsonResponse
 
 router = APIRouter(prefix="/models", tags=["models"])
 
 
 @router.get("")
-async def list_models(state: Annotated[Serving, Depends(serving)]) -> Response:
+async def list_models(state: State) -> Response:
     """Every model with its state (and failure reason), format, device, batching, training."""
     repository = state.repository
     return OrjsonResponse(
@@ -26,22 +27,26 @@ async def list_models(state: Annotated[Serving, Depends(serving)]) -> Response:
 
 
 @router.get("/{name}")
-async def model_manifest(name: str, state: Annotated[Serving, Depends(serving)]) -> Response:
-    """The model's bundle manifest (weights, input, outputs, preprocess, parity, files...)."""
-    handle = state.repository.get(name)
-    return OrjsonResponse(handle.ready().manifest)
+async def model_manifest(name: str, state: State) -> Response:
+    """The model's bundle manifest (weights, input, outputs, parity, files, and the preprocess
+    and labels it was exported with), plus `serving`: the preprocess and labels in use, the
+    config's values resolved against the manifest's."""
+    loaded = state.repository.get(name).ready()
+    serving = {"preprocess": loaded.preprocess.to_dict(), "labels": loaded.labels}
+    return OrjsonResponse({**loaded.manifest, "serving": serving})
 
 
 @router.get("/{name}/summary")
 async def model_summary(
     name: str,
-    state: Annotated[Serving, Depends(serving)],
+    state: State,
     format: Annotated[Literal["text", "json", "mermaid"], Query()] = "text",
 ) -> Response:
-    """The architecture summary: torchsummary `text`, `json`, or a `mermaid` diagram."""
+    """The architecture summary the bundle manifest records: torchsummary `text`, `json`, or a
+    `mermaid` diagram."""
     handle = state.repository.get(name)
-    summary = await asyncio.to_thread(handle.summary)
     if format == "json":
-        return OrjsonResponse(summary.to_json())
-    text = summary.to_text() if format == "text" else summary.to_mermaid()
-    return PlainTextResponse(text)
+        return OrjsonResponse(handle.ready().manifest["summary"])
+    summary = handle.summary()
+    render = summary.to_text if format == "text" else summary.to_mermaid
+    return PlainTextResponse(await asyncio.to_thread(render))

@@ -13,6 +13,7 @@ from service.v2.inference import (
     requested_outputs,
     server_metadata,
 )
+from service.v2.json_request import InferRequest, RequestedOutput, parse_infer_request
 from service.v2.tensors import (
     DATATYPES,
     GRPC_CONTENTS_FIELDS,
@@ -31,8 +32,10 @@ __all__ = [
     "GRPC_CONTENTS_FIELDS",
     "SERVER_EXTENSIONS",
     "SERVER_NAME",
+    "InferRequest",
     "InputTensor",
     "OutputTensor",
+    "RequestedOutput",
     "check_int_range",
     "check_shape",
     "check_version",
@@ -41,6 +44,7 @@ __all__ = [
     "model_metadata",
     "model_outputs",
     "numpy_dtype",
+    "parse_infer_request",
     "requested_outputs",
     "server_metadata",
     "tensor_from_data",

@@ -5,6 +5,13 @@ Protocol-specific (de)serialisation stays in the callers.
 Inputs: one tensor named as the model input, shape (N, C, H, W) = [-1, *input_shape].
 `FP32` (also FP16 / FP64) is the preprocessed, normalised model input; `UINT8` is raw pixels
 in [0, 255], normalised here with the model's preprocess mean/std.
+
+Non-finite values: a float input must hold finite numbers only. JSON cannot spell NaN or
+infinity (such a body is not valid JSON), and a JSON number too large for its declared datatype
+is refused when decoded (`service.v2.tensors`); binary inputs (gRPC raw contents) can carry
+NaN/inf, and FP64/FP16 values can overflow the model's float32: `model_input` refuses both with
+an `InvalidInput` naming the tensor, for every protocol alike, so no request is answered with
+NaN or null outputs.
 """
 
 from __future__ import annotations
@@ -92,13 +99,29 @@ def model_input(handle: ModelHandle, inputs: Sequence[InputTensor]) -> np.ndarra
             f"{expected}"
         )
     if tensor.datatype in FLOAT_INPUTS:
-        return np.ascontiguousarray(array, dtype=np.float32)
+        return _finite_float32(tensor)
     if tensor.datatype in PIXEL_INPUTS:
         return loaded.preprocess.normalise(array)
     raise InvalidInput(
         f"input {tensor.name!r}: datatype {tensor.datatype} is not accepted; send FP32 "
         f"(normalised model input) or UINT8 (pixels 0-255)"
     )
+
+
+def _finite_float32(tensor: InputTensor) -> np.ndarray:
+    array = tensor.array
+    if not np.isfinite(array).all():
+        raise InvalidInput(
+            f"input {tensor.name!r}: holds NaN or infinite values; the model takes finite "
+            "numbers only"
+        )
+    largest = np.finfo(np.float32).max
+    if array.dtype.itemsize > 4 and array.size and (peak := np.abs(array).max()) > largest:
+        raise InvalidInput(
+            f"input {tensor.name!r}: {tensor.datatype} values up to {peak:g} overflow the "
+            f"model's float32 (largest {largest:g})"
+        )
+    return np.ascontiguousarray(array, dtype=np.float32)
 
 
 def requested_outputs(handle: ModelHandle, requested: Sequence[str]) -> list[str]:

@@ -6,7 +6,6 @@ Every error is an `InvalidInput` naming the tensor (REST 400, gRPC INVALID_ARGUM
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -64,37 +63,52 @@ def datatype_of(array: np.ndarray) -> str:
 
 def check_shape(name: str, shape: Any) -> tuple[int, ...]:
     """A concrete tensor shape: a list of non-negative integers."""
-    valid = isinstance(shape, Sequence) and not isinstance(shape, str | bytes)
-    if not valid or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape):
+    if not isinstance(shape, list | tuple) or not all(type(dim) is int for dim in shape):
         raise InvalidInput(f"input {name!r}: shape must be a list of integers, got {shape!r}")
-    if any(dim < 0 for dim in shape):
+    if min(shape, default=0) < 0:
         raise InvalidInput(f"input {name!r}: shape {list(shape)} has a negative dimension")
     return tuple(shape)
 
 
 def tensor_from_data(name: str, datatype: str, shape: Any, data: Any) -> np.ndarray:
     """A JSON tensor: `data` flat in row-major order, or nested exactly as `shape`."""
-    dtype = numpy_dtype(datatype)
+    numpy_dtype(datatype)  # an unknown datatype is the first problem reported
     shape = check_shape(name, shape)
     if not isinstance(data, list):
         raise InvalidInput(f"input {name!r}: data must be a (flat or nested) list")
+    return tensor_from_list(name, datatype, shape, data)
+
+
+def tensor_from_list(name: str, datatype: str, shape: tuple[int, ...], data: list) -> np.ndarray:
+    """`tensor_from_data` for a caller that has checked the datatype and the shape."""
     try:
         values = np.array(data, dtype=object if datatype == "BYTES" else None)
-    except ValueError:
-        raise InvalidInput(f"input {name!r}: nested data is ragged") from None
-    if values.ndim > 1 and values.shape != shape:
+    except ValueError:  # ragged
+        values = None
+    check_layout(name, shape, None if values is None else values.shape)
+    return cast_values(name, datatype, values).reshape(shape)
+
+
+def check_layout(name: str, shape: tuple[int, ...], data_shape: tuple[int, ...] | None) -> None:
+    """`InvalidInput` unless JSON data laid out as `data_shape` (None: ragged nesting) fills
+    `shape`: flat data needs the right number of values, nested data exactly `shape`."""
+    if data_shape is None:
+        raise InvalidInput(f"input {name!r}: nested data is ragged")
+    if len(data_shape) > 1 and data_shape != shape:
         raise InvalidInput(
-            f"input {name!r}: nested data has shape {list(values.shape)}, not {list(shape)}"
+            f"input {name!r}: nested data has shape {list(data_shape)}, not {list(shape)}"
         )
-    if values.size != math.prod(shape):
+    if math.prod(data_shape) != math.prod(shape):
         raise InvalidInput(
             f"input {name!r}: shape {list(shape)} needs {math.prod(shape)} values, "
-            f"data has {values.size}"
+            f"data has {math.prod(data_shape)}"
         )
-    return _cast(name, datatype, dtype, values).reshape(shape)
 
 
-def _cast(name: str, datatype: str, dtype: np.dtype, values: np.ndarray) -> np.ndarray:
+def cast_values(name: str, datatype: str, values: np.ndarray) -> np.ndarray:
+    """JSON `values` (as numpy infers them) in `datatype`: `InvalidInput` for the wrong kind of
+    value, integers out of range, or numbers too large for a float datatype."""
+    dtype = numpy_dtype(datatype)
     if datatype == "BYTES":
         if not all(isinstance(v, str | bytes) for v in values.flat):
             raise InvalidInput(f"input {name!r}: BYTES data must be strings")
@@ -107,6 +121,7 @@ def _cast(name: str, datatype: str, dtype: np.dtype, values: np.ndarray) -> np.n
     if values.size and dtype.kind == "f" and kind not in "iuf":
         raise InvalidInput(f"input {name!r}: {datatype} data must be numbers, got {values.dtype}")
     check_int_range(name, datatype, values)
+    check_float_range(name, datatype, values)
     return values.astype(dtype, copy=False)
 
 
@@ -122,6 +137,19 @@ def check_int_range(name: str, datatype: str, values: np.ndarray) -> None:
         raise InvalidInput(
             f"input {name!r}: {datatype} values must lie in [{info.min}, {info.max}], "
             f"got [{low}, {high}]"
+        )
+
+
+def check_float_range(name: str, datatype: str, values: np.ndarray) -> None:
+    """`InvalidInput` unless finite `values` (decoded in a wider type, e.g. from JSON) stay
+    finite in the float `datatype`; other datatypes pass."""
+    dtype = numpy_dtype(datatype)
+    if not values.size or dtype.kind != "f" or dtype.itemsize >= values.dtype.itemsize:
+        return
+    peak, largest = np.abs(values).max(), np.finfo(dtype).max
+    if peak > largest:
+        raise InvalidInput(
+            f"input {name!r}: values up to {peak:g} overflow {datatype} (largest {largest:g})"
         )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import warnings
 
@@ -16,8 +17,8 @@ from tiny_model import TINY, TINY_MAX_BATCH
 from models.default_cfgs import CIFAR10_LABELS
 from models.export import FORMATS, BundleError, export_bundle, load_bundle
 from models.export.bundle import MANIFEST_NAME
-from models.registry import create_model, model_spec
-from models.summary import summarize
+from models.registry import create_model, model_default_cfg, model_spec
+from models.summary import Summary, summarize
 from models.weights import file_sha256, save_weights
 from service.runtimes import load_runtime
 
@@ -68,19 +69,23 @@ def test_torchscript_bundle_holds_a_traced_module_without_opset(torchscript_bund
     assert bundle.manifest["parity"]["max_rel_err"] <= 1e-4
 
 
-def test_preprocess_and_labels_given_by_the_caller_override_the_defaults(bundle_cache):
-    labels = [f"class {index}" for index in range(10)]
-    path = export_bundle(
-        TINY,
-        cache_dir=bundle_cache,
-        max_batch=TINY_MAX_BATCH,
-        preprocess={"resize": 40, "channels": "gray"},
-        labels=labels,
-    )
-    manifest = load_bundle(path).manifest
-    assert manifest["labels"] == labels
-    assert (manifest["preprocess"]["resize"], manifest["preprocess"]["channels"]) == (40, "gray")
-    assert manifest["preprocess"]["crop"] == [32, 32]
+def test_manifest_preprocess_is_the_default_cfg_at_the_exported_input_size(tmp_path):
+    manifest = load_bundle(
+        export_bundle(TINY, input_size=(3, 24, 32), cache_dir=tmp_path, max_batch=2)
+    ).manifest
+    crop_pct = model_default_cfg(TINY).crop_pct
+    assert manifest["preprocess"]["crop"] == [24, 32]
+    # the longer crop side sets the resize, so a square image still covers the whole crop
+    assert manifest["preprocess"]["resize"] == math.floor(32 / crop_pct)
+
+
+def test_the_summary_read_back_from_the_manifest_renders_like_the_model(onnx_bundle):
+    manifest = load_bundle(onnx_bundle).manifest
+    fresh = summarize(create_model(TINY).eval(), (3, 32, 32))
+    stored = Summary.from_json(manifest["summary"])
+    assert stored.to_text() == fresh.to_text()
+    assert stored.to_mermaid() == fresh.to_mermaid()
+    assert stored.to_json() == fresh.to_json()
 
 
 def test_default_labels_are_dropped_when_overrides_change_the_class_count(tmp_path):
@@ -127,14 +132,14 @@ def test_second_export_returns_the_cached_bundle_without_exporting(
         ({"input_size": (3, 16, 16)}, False),
         ({"max_batch": 4}, False),
         ({"seed": 1}, False),
-        ({"labels": list("abcdefghij")}, False),
     ],
-    ids=["nothing", "format", "spec", "input", "max-batch", "seed", "labels"],
+    ids=["nothing", "format", "spec", "input", "max-batch", "seed"],
 )
-def test_cache_key_covers_format_spec_input_batch_seed_and_metadata(
-    onnx_bundle, tmp_path, change, same_key
+def test_cache_key_covers_format_spec_input_batch_and_seed(
+    onnx_bundle, bundle_cache, change, same_key
 ):
-    kwargs = {"cache_dir": tmp_path, "max_batch": TINY_MAX_BATCH, **change}
+    # The shared cache: an unchanged key finds the module's bundle instead of exporting again.
+    kwargs = {"cache_dir": bundle_cache, "max_batch": TINY_MAX_BATCH, **change}
     other = export_bundle(TINY, **kwargs)
     assert (other.name == onnx_bundle.name) is same_key
 
@@ -296,9 +301,8 @@ def test_external_data_files_are_kept_hashed_verified_and_served(tmp_path, monke
         ({"max_batch": 0}, ValueError, "max_batch must be >= 1"),
         ({"sample_input": np.zeros((2, 3, 8, 8), np.float32)}, ValueError, "sample input must"),
         ({"weights": "missing.safetensors"}, FileNotFoundError, "weights file not found"),
-        ({"labels": ["cat", "dog"]}, ValueError, "2 labels given for a model with 10 classes"),
     ],
-    ids=["format", "channels", "dims", "max-batch", "sample", "weights", "labels"],
+    ids=["format", "channels", "dims", "max-batch", "sample", "weights"],
 )
 def test_bad_export_arguments_are_rejected_before_exporting(tmp_path, kwargs, error, message):
     with pytest.raises(error, match=message):

@@ -9,7 +9,7 @@ from models.export import FORMATS, export_bundle, load_bundle
 from models.registry import list_models, model_default_cfg, model_spec
 
 SMALL_SPATIAL = {1: 256, 2: 32, 3: 16}
-HEAVY = {"resnet152", "efficientnet_v2_s", "wide_resnet50_2", "resnet101"}
+HEAVY = {"resnet152", "efficientnet_v2_s", "wide_resnet50_2", "resnet101", "convnext_tiny"}
 MAX_BATCH = 7  # parity batches [1, 7]; test_bundle covers a distinct maximum
 
 

@@ -11,11 +11,12 @@ import grpc
 import numpy as np
 import pytest
 
-from service.config import BatchingConfig, ModelConfig, RepositoryConfig
+from service.config import BatchingConfig, ModelConfig, RepositoryConfig, ServerConfig
 from service.grpc.generated import grpc_predict_v2_pb2 as pb
 from service.grpc.generated.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
 from service.imaging import Preprocess
 from service.metrics import Metrics
+from service.offload import Offloader
 from service.repository import LoadedModel, ModelRepository
 
 INPUT_SHAPE = (1, 4, 4)  # (C, H, W)
@@ -54,18 +55,18 @@ def expected_logits(images: np.ndarray) -> np.ndarray:
     return sums[:, None] + np.arange(NUM_CLASSES, dtype=np.float32)
 
 
-def fake_loader(runtime: GatedRuntime):
+def fake_loader(runtime: GatedRuntime, input_shape: tuple[int, ...] = INPUT_SHAPE):
     def load(config: ModelConfig, server, progress) -> LoadedModel:
         if config.arch == BROKEN_ARCH:
             raise RuntimeError("weights file is corrupt")
         return LoadedModel(
             runtimes=[runtime],
-            manifest={"name": config.name},
+            manifest={"name": config.name, "weights": {"trained": False}},
             preprocess=PREPROCESS,
             labels=[str(index) for index in range(NUM_CLASSES)],
             input_name="input",
             output_name="logits",
-            input_shape=INPUT_SHAPE,
+            input_shape=input_shape,
             num_classes=NUM_CLASSES,
             device="cpu",
         )
@@ -74,13 +75,15 @@ def fake_loader(runtime: GatedRuntime):
 
 
 def repository_config() -> RepositoryConfig:
-    """`tiny` (READY; a queue of 4 images) and `broken` (FAILED while loading)."""
+    """`tiny` (READY, the default; a queue of 4 images) and `broken` (FAILED while loading).
+    The server is ready when the default model is."""
     batching = BatchingConfig(max_batch_size=8, max_delay_ms=0, max_queue=4)
     return RepositoryConfig(
+        server=ServerConfig(strict_readiness=False),
         models=[
             ModelConfig(name="tiny", arch="fake", batching=batching),
             ModelConfig(name="broken", arch=BROKEN_ARCH),
-        ]
+        ],
     )
 
 
@@ -98,6 +101,7 @@ class Serving:
     server: grpc.aio.Server
     channel: grpc.aio.Channel
     stub: GRPCInferenceServiceStub
+    decoder: Offloader
 
     def sample(self, name: str, **labels: str) -> float:
         return self.metrics.registry.get_sample_value(name, labels) or 0.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
@@ -10,11 +11,12 @@ import torch
 from grpc_harness import free_port
 
 from models import create_model
-from service.config import GrpcConfig, parse_config
+from service.config import GrpcConfig, ServerConfig, parse_config
 from service.grpc import start_grpc_server, stop_grpc_server
 from service.grpc.generated import grpc_predict_v2_pb2 as pb
 from service.grpc.generated.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
 from service.metrics import Metrics
+from service.offload import Offloader
 from service.repository import ModelRepository, ModelState
 
 
@@ -30,10 +32,13 @@ async def test_raw_and_typed_inference_match_the_eager_model(tmp_path: Path) -> 
     await repository.wait_loaded()
     handle = repository.get("digits")
     assert handle.state is ModelState.READY, handle.reason
-    grpc_config = GrpcConfig(port=free_port())
-    server = await start_grpc_server(repository, grpc_config, "127.0.0.1")
+    port = free_port()
+    pool = ThreadPoolExecutor(1)
+    decoder = Offloader(pool, threads=1, max_backlog=1, retry_after_s=1)
+    server_config = ServerConfig(grpc=GrpcConfig(port=port))
+    server = await start_grpc_server(repository, server_config, "127.0.0.1", decoder)
     try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{grpc_config.port}") as channel:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             stub = GRPCInferenceServiceStub(channel)
             metadata = await stub.ModelMetadata(pb.ModelMetadataRequest(name="digits"))
             shape = [3, *metadata.inputs[0].shape[1:]]  # (3, 1, 8, 8)
@@ -51,6 +56,7 @@ async def test_raw_and_typed_inference_match_the_eager_model(tmp_path: Path) -> 
     finally:
         await stop_grpc_server(server, 5.0)
         await repository.close()
+        pool.shutdown(wait=True)
 
     # The eager twin of the bundle: the same random init the manifest records.
     assert handle.loaded.manifest["weights"]["source"] == "random-init, seed 0"

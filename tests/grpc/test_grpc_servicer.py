@@ -31,16 +31,17 @@ class StandInContext:
         raise Aborted(code, details)
 
 
-def one_image_request() -> pb.ModelInferRequest:
+def one_image_request() -> bytes:
+    """A ModelInferRequest's wire bytes: the servicer's ModelInfer takes and returns bytes."""
     request = pb.ModelInferRequest(model_name="tiny")
     request.inputs.add(name="input", datatype="FP32", shape=[1, 1, 4, 4])
     request.raw_input_contents.append(np.ones(16, "<f4").tobytes())
-    return request
+    return request.SerializeToString()
 
 
-async def test_the_grpc_deadline_becomes_the_batcher_deadline(repository) -> None:
+async def test_the_grpc_deadline_becomes_the_batcher_deadline(repository, decoder) -> None:
     models, runtime = repository
-    servicer = InferenceServicer(models)
+    servicer = InferenceServicer(models, decoder)
     runtime.gate.clear()
     busy = asyncio.create_task(servicer.ModelInfer(one_image_request(), StandInContext(None)))
     await asyncio.to_thread(runtime.wait_started)
@@ -51,13 +52,15 @@ async def test_the_grpc_deadline_becomes_the_batcher_deadline(repository) -> Non
     assert caught.value.code is grpc.StatusCode.DEADLINE_EXCEEDED
     assert "deadline exceeded" in caught.value.details
     runtime.gate.set()
-    assert list((await busy).outputs[0].shape) == [1, 3]
+    assert list(pb.ModelInferResponse.FromString(await busy).outputs[0].shape) == [1, 3]
     assert runtime.batch_sizes == [1]
 
 
-async def test_without_a_grpc_deadline_the_request_waits_for_the_runtime(repository) -> None:
+async def test_without_a_grpc_deadline_the_request_waits_for_the_runtime(
+    repository, decoder
+) -> None:
     models, runtime = repository
-    servicer = InferenceServicer(models)
+    servicer = InferenceServicer(models, decoder)
     runtime.gate.clear()
     first = asyncio.create_task(servicer.ModelInfer(one_image_request(), StandInContext(None)))
     await asyncio.to_thread(runtime.wait_started)
@@ -66,7 +69,7 @@ async def test_without_a_grpc_deadline_the_request_waits_for_the_runtime(reposit
     assert not second.done()
 
     runtime.gate.set()
-    responses = await asyncio.gather(first, second)
+    responses = [pb.ModelInferResponse.FromString(r) for r in await asyncio.gather(first, second)]
 
     assert [list(response.outputs[0].shape) for response in responses] == [[1, 3], [1, 3]]
     assert runtime.batch_sizes == [1, 1]

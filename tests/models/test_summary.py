@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from models.blocks import BLOCK_TYPES, BlockBottleneck1d
+from models.registry import create_model
 from models.summary import Summary, summarize
 
 SEEDS = Path(__file__).resolve().parents[1] / "fixtures" / "seeds"
@@ -434,6 +435,21 @@ def test_model_must_be_a_module() -> None:
 
 
 # ---------------------------------------------------------------- JSON
+
+
+@pytest.mark.parametrize(
+    ("name", "input_size"), [("resnet_digits", (1, 8, 8)), ("resnet18", (3, 224, 224))]
+)
+def test_a_summary_read_back_from_its_json_renders_exactly_like_the_original(
+    name, input_size
+) -> None:
+    original = summarize(create_model(name).eval(), input_size)
+    stored = Summary.from_json(json.loads(json.dumps(original.to_json())))
+
+    assert stored == original
+    assert stored.to_text(extras=True) == original.to_text(extras=True)
+    for detail in ("full", "compact"):
+        assert stored.to_mermaid(detail) == original.to_mermaid(detail)
 
 
 def test_json_is_a_plain_dict_that_round_trips() -> None:

@@ -87,9 +87,16 @@ def test_conversion_refuses_missing_entries(fill_rule):
 
 def test_conversion_accepts_a_fine_tuned_head(fill_rule):
     state_dict = torchvision_state_dict(load_fixture("resnet18"), fill_rule)
-    state_dict["fc.weight"], state_dict["fc.bias"] = torch.zeros(10, 512), torch.zeros(10)
+    head_bias = torch.arange(10, dtype=torch.float32)
+    state_dict["fc.weight"], state_dict["fc.bias"] = torch.zeros(10, 512), head_bias
     converted = from_torchvision("resnet18", state_dict, num_classes=10)
-    create_model("resnet18", num_classes=10).load_state_dict(converted)
+    model = create_model("resnet18", num_classes=10).eval()
+    model.load_state_dict(converted)
+
+    # A zero weight leaves only the bias: the logits show the fine-tuned head was loaded.
+    with torch.no_grad():
+        logits = model(torch.from_numpy(fill_rule.make_input()))
+    assert torch.equal(logits, head_bias.expand(len(logits), 10))
 
 
 def test_conversion_rejects_models_without_torchvision_counterpart():

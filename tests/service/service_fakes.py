@@ -14,12 +14,14 @@ from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 
 from models import model_default_cfg
+from models.preprocessing import default_preprocess
 from service.app import create_app
 from service.config import BatchingConfig, ModelConfig, RepositoryConfig, ServerConfig, parse_config
 from service.imaging import Preprocess
+from service.imaging.preprocess import export_input_size
 from service.metrics import Metrics
 from service.repository import LoadedModel, Loader
-from service.routers.common import Serving
+from service.serving import Serving
 
 
 class FakeRuntime:
@@ -96,7 +98,10 @@ def fake_loader(
             raise TimeoutError("loader gate never opened")
         if failures and config.name in failures:
             raise RuntimeError(failures[config.name])
-        preprocess = Preprocess.resolve(config.preprocess, model_default_cfg(config.arch))
+        default = model_default_cfg(config.arch)
+        input_size = export_input_size(config.preprocess, default, default.input_size[0])
+        exported = default_preprocess(default, input_size)  # what the bundle manifest records
+        preprocess = Preprocess.resolve(config.preprocess, exported)
         labels = config.labels or [f"class{i}" for i in range(runtime.num_classes)]
         return LoadedModel(
             runtimes=[runtime] * config.instances,

@@ -33,26 +33,29 @@ def executor():
 
 @pytest.fixture
 def make_batcher(metrics, executor):
-    created: list[Batcher] = []
+    runtimes: list[FakeRuntime] = []
 
     def make(runtime: FakeRuntime, **kwargs) -> Batcher:
         more_coming = kwargs.pop("more_coming", lambda: False)
+        config = batching(**kwargs)
         batcher = Batcher(
             runtime,
-            model="m",
+            name="m",
             input_shape=SHAPE,
-            batching=batching(**kwargs),
+            max_batch_size=config.max_batch_size,
+            max_delay_s=config.max_delay_ms / 1000,
+            max_queue=config.max_queue,
             executor=executor,
-            metrics=metrics,
+            observer=metrics.batch_observer("m", 0),
             more_coming=more_coming,
         )
         batcher.start()
-        created.append(batcher)
+        runtimes.append(runtime)
         return batcher
 
     yield make
-    for batcher in created:
-        batcher._runtime.gate.set()
+    for runtime in runtimes:  # a test that failed early must not leave a worker blocked
+        runtime.gate.set()
 
 
 async def started(runtime: FakeRuntime, count: int = 1) -> None:
@@ -142,15 +145,22 @@ async def test_waits_for_announced_requests_until_the_batch_is_full(make_batcher
 async def test_stops_waiting_once_announced_requests_are_withdrawn(make_batcher):
     runtime = FakeRuntime()
     announced = {"count": 1}
+    asked = asyncio.Event()
+
+    def more_coming() -> bool:
+        asked.set()
+        return announced["count"] > 0
+
     batcher = make_batcher(
-        runtime,
-        max_batch_size=4,
-        max_delay_ms=AN_HOUR_MS,
-        more_coming=lambda: announced["count"] > 0,
+        runtime, max_batch_size=4, max_delay_ms=AN_HOUR_MS, more_coming=more_coming
     )
     request = asyncio.create_task(batcher.infer(images(1.0), None))
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(asked.wait(), timeout=10)
+    asked.clear()
+    batcher.poke()  # still announced: the batcher asks again instead of dispatching
+    await asyncio.wait_for(asked.wait(), timeout=10)
     assert not request.done()  # waiting for the announced request
+    assert runtime.seen == []
 
     announced["count"] = 0
     batcher.poke()
@@ -249,8 +259,10 @@ async def test_failing_batch_fails_only_its_requests_and_the_batcher_keeps_servi
 
     runtime.gate.set()
     await head
-    with pytest.raises(InferenceFailed, match="ValueError: injected failure"):
+    with pytest.raises(InferenceFailed) as failure:
         await doomed
+    assert failure.value.message == "inference failed in model 'm' (see the server log)"
+    assert repr(failure.value.cause) == "ValueError('injected failure')"
     assert (await healthy)[0, 0] == 16.0
     assert runtime.batch_sizes == [1, 2, 1]
 

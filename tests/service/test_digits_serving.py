@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 from service_fakes import in_process, png_bytes
 
 from models.digits import load_digits_split
+from models.registry import create_model
+from models.summary import summarize
 from models.weights import file_sha256
-from service.config import parse_config
+from service.config import GrpcConfig, load_config, parse_config
 from service.repository import load_model
 
 
@@ -76,11 +80,53 @@ async def test_summary_as_text_json_and_mermaid(config):
         as_json = await client.get("/models/digits/summary?format=json")
         mermaid = await client.get("/models/digits/summary?format=mermaid")
 
+    network = summarize(create_model("resnet_digits").eval(), (1, 8, 8))
     assert text.headers["content-type"].startswith("text/plain")
-    assert "Conv2d-1" in text.text and "Total params" in text.text
-    assert as_json.status_code == 200 and isinstance(as_json.json(), dict)
+    assert text.text == network.to_text()
+    assert as_json.json() == network.to_json()
     assert mermaid.headers["content-type"].startswith("text/plain")
-    assert mermaid.text.split()[0] in ("flowchart", "graph")
+    assert mermaid.text == network.to_mermaid()
+
+
+async def test_the_summary_is_read_from_the_manifest_without_building_the_network(
+    config, monkeypatch
+):
+    def must_not_build(*args, **kwargs):
+        raise AssertionError("the summary endpoint built the network")
+
+    async with in_process(config, load_model) as (client, _):
+        monkeypatch.setattr("models.builder.build_network", must_not_build)
+        monkeypatch.setattr("models.registry.build_network", must_not_build)
+        response = await client.get("/models/digits/summary")
+
+    assert response.status_code == 200 and "Total params" in response.text
+
+
+async def test_the_manifest_endpoint_shows_what_is_served_next_to_the_bundles_defaults(
+    digits_weights, bundle_cache
+):
+    letters = list("abcdefghij")
+    config = parse_config(
+        {
+            "server": {"grpc": {"enabled": False}, "cache_dir": str(bundle_cache)},
+            "models": [
+                {
+                    "name": "digits",
+                    "arch": "resnet_digits",
+                    "weights": str(digits_weights),
+                    "labels": letters,
+                    "preprocess": {"mean": [0.25]},
+                }
+            ],
+        }
+    )
+    async with in_process(config, load_model) as (client, _):
+        manifest = (await client.get("/models/digits")).json()
+
+    assert manifest["labels"] == [str(digit) for digit in range(10)]
+    assert manifest["serving"]["labels"] == letters
+    assert manifest["serving"]["preprocess"]["mean"] == [0.25]
+    assert manifest["serving"]["preprocess"]["std"] == manifest["preprocess"]["std"]
 
 
 async def test_v2_uint8_pixels_match_predict_on_the_same_digits(config, held_out):
@@ -123,10 +169,41 @@ async def test_failing_models_are_reported_with_their_reason_and_others_serve(
         )
 
     assert models["digits"]["state"] == "FAILED"
-    assert "not found (create it with `blockserve train-digits`)" in models["digits"]["reason"]
+    assert (
+        "not found (set `weights_recipe: digits` to make it at start)"
+        in (models["digits"]["reason"])
+    )
     assert models["typo"]["state"] == "FAILED" and "resnet_digits" in models["typo"]["reason"]
     assert models["mislabelled"]["reason"] == (
         "ValueError: 2 labels configured for a model with 10 classes"
     )
     assert ready.status_code == 503 and ready.json()["state"] == "FAILED"
     assert spare.status_code == 200
+
+
+@pytest.mark.slow
+async def test_a_first_run_of_the_default_config_trains_the_digits_and_serves_them(
+    tmp_path, monkeypatch, caplog, held_out
+):
+    monkeypatch.setenv("BLOCKSERVE_HOME", str(tmp_path))
+    monkeypatch.delenv("BLOCKSERVE_CONFIG", raising=False)
+    config = load_config(None)
+    config = config.model_copy(
+        update={"server": config.server.model_copy(update={"grpc": GrpcConfig(enabled=False)})}
+    )
+    images, labels = held_out
+    caplog.set_level(logging.INFO, logger="service.repository")
+    async with in_process(config, load_model) as (client, _):
+        ready = await client.get("/health/ready")
+        files = [
+            ("files", (f"{i}.png", png_bytes(image), "image/png"))
+            for i, image in enumerate(images[:40])
+        ]
+        response = await client.post("/predict?top_k=1", files=files)
+
+    weights = tmp_path / "digits" / "digits.safetensors"
+    assert ready.status_code == 200
+    assert weights.is_file() and weights.with_suffix(".json").is_file()
+    assert "making them with recipe 'digits'" in caplog.text and "epoch 30/30" in caplog.text
+    predicted = [int(p[0]["label"]) for p in response.json()["predictions"]]
+    assert np.mean(np.array(predicted) == labels[:40]) >= 0.95

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
+import subprocess
+import sys
 import threading
 
 import numpy as np
 import pytest
 from service_fakes import FakeRuntime, fake_loader, images, in_process, png_bytes, repository_config
 
+from models.export import FORMATS
+from models.recipes import RECIPES, WeightsRecipe
+from models.weights import atomic_path, file_sha256
 from service.errors import InvalidInput, ModelNotFound, ModelNotReady
 from service.repository import ModelRepository, ModelState, load_model, runtime_options
 
@@ -101,9 +107,13 @@ async def test_a_request_goes_to_an_idle_instance_not_behind_a_running_batch(tmp
     first = asyncio.create_task(handle.infer(DIGIT_BATCH, None))
     await asyncio.to_thread(runtime.wait_started, 1)  # running: nothing left in its queue
     second = asyncio.create_task(handle.infer(DIGIT_BATCH, None))
-    await asyncio.to_thread(runtime.wait_started, 1, 5)  # on the other instance, at once
+    second_started = await asyncio.to_thread(runtime.started.acquire, timeout=5)
+
+    assert second_started, "the second request waited behind the running batch"
+    assert runtime.batch_sizes == [1, 1]  # two batches running at once, one per instance
     runtime.gate.set()
-    await asyncio.gather(first, second)
+    outputs = await asyncio.gather(first, second)
+    assert [o[0, 1] for o in outputs] == [1, 1]
 
 
 async def test_close_stops_accepting_and_answers_every_queued_request(tmp_path, repository):
@@ -116,15 +126,26 @@ async def test_close_stops_accepting_and_answers_every_queued_request(tmp_path, 
     ]
     await asyncio.to_thread(runtime.wait_started)
 
-    closing = asyncio.create_task(models.close())
-    await asyncio.sleep(0.05)
-    assert not models.ready and not closing.done()
-    with pytest.raises(ModelNotReady, match="shutting down"):
-        await handle.infer(DIGIT_BATCH, None)
-    runtime.gate.set()
-    await closing
+    events: list[str] = []
+    for task in queued:
+        task.add_done_callback(lambda _: events.append("answered"))
 
-    results = await asyncio.gather(*queued)
+    async def close() -> None:
+        await models.close()
+        events.append("closed")
+
+    async def while_closing() -> None:  # gather starts this once close() has begun
+        assert not models.ready
+        await asyncio.sleep(0)  # one loop turn, no wall-clock wait: close() reaches the batchers
+        with pytest.raises(ModelNotReady, match="shutting down"):
+            await handle.infer(DIGIT_BATCH, None)
+        assert events == []  # close() waits for the batch held by the runtime
+        runtime.gate.set()
+
+    await asyncio.gather(close(), while_closing())
+
+    assert events == ["answered"] * 5 + ["closed"]
+    results = [task.result() for task in queued]
     assert [r[0, 0] for r in results] == [64.0 * v for v in range(5)]
 
 
@@ -170,3 +191,54 @@ def test_a_models_own_intra_op_threads_win_over_the_server_default(tmp_path):
     config = repository_config(tmp_path, {"ort": {"intra_op_threads": 1}}, ort_threads=2)
 
     assert runtime_options(config.models[0], config.server)["intra_op_threads"] == 1
+
+
+def test_config_labels_and_normalisation_are_served_without_a_new_export(
+    tmp_path, bundle_cache, monkeypatch
+):
+    first = repository_config(tmp_path, {}, cache_dir=str(bundle_cache))
+    exported = load_model(first.models[0], first.server, lambda message: None)
+
+    def exporter_must_not_run(*args, **kwargs):
+        raise AssertionError("a label or mean/std change exported the model again")
+
+    monkeypatch.setattr(FORMATS["onnx"], "export", exporter_must_not_run)
+    letters = list("abcdefghij")
+    changed = repository_config(
+        tmp_path,
+        {"labels": letters, "preprocess": {"mean": [0.25], "std": [0.125]}},
+        cache_dir=str(bundle_cache),
+    )
+    served = load_model(changed.models[0], changed.server, lambda message: None)
+
+    assert served.manifest["cache_key"] == exported.manifest["cache_key"]
+    assert (exported.labels, served.labels) == ([str(digit) for digit in range(10)], letters)
+    assert (served.preprocess.mean, served.preprocess.std) == ((0.25,), (0.125,))
+    assert served.preprocess.crop == exported.preprocess.crop == (8, 8)
+
+
+def test_missing_weights_are_made_at_load_by_the_models_recipe(
+    tmp_path, bundle_cache, digits_weights, monkeypatch
+):
+    def train(out, progress):  # the session's trained digits stand in for a fresh training
+        with atomic_path(out) as partial:
+            shutil.copyfile(digits_weights, partial)
+
+    monkeypatch.setitem(RECIPES, "digits", WeightsRecipe("resnet_digits", "a copy", train))
+    weights = tmp_path / "home" / "digits.safetensors"
+    config = repository_config(
+        tmp_path,
+        {"weights": str(weights), "weights_recipe": "digits"},
+        cache_dir=str(bundle_cache),
+    )
+    loaded = load_model(config.models[0], config.server, lambda message: None)
+
+    assert loaded.manifest["weights"]["sha256"] == file_sha256(digits_weights)
+    assert loaded.manifest["weights"]["trained"] is True
+
+
+def test_the_repository_imports_no_training_code():
+    code = "import sys, service.repository; print('models.digits' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False"]

@@ -1,0 +1,1 @@
+"""Benchmarks (never tests): `python -m bench.serve` and `bench/runtimes.py`."""

@@ -1,0 +1,176 @@
+"""One HTTP request and its answer on raw ASGI: what the hot routes need, nothing more.
+
+Reading the body is bounded (size, the server-wide byte budget, the deadline) and a client
+that leaves is noticed while its answer is computed, without a task per chunk or a
+framework layer in between.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+
+from service.budget import ByteBudget
+from service.errors import (
+    ClientDisconnected,
+    DeadlineExceeded,
+    InvalidInput,
+    PayloadTooLarge,
+    ServingError,
+    error_payload,
+)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+TIMEOUT_HEADER = b"x-request-timeout-ms"
+JSON_HEADERS = [(b"content-type", b"application/json")]
+
+
+class Exchange:
+    """The request's scope, receive and send, with the hot routes' helpers."""
+
+    __slots__ = ("headers", "model", "receive", "scope", "send", "started", "status")
+
+    def __init__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.scope = scope
+        self.receive = receive
+        self.send = send
+        self.headers: dict[bytes, bytes] = dict(scope["headers"])
+        self.started = time.monotonic()
+        self.status = 500  # what the metrics record if nothing else is answered
+        self.model = ""  # set once known: client input never becomes a metrics label
+
+    def query(self) -> dict[str, str]:
+        raw = self.scope["query_string"]
+        return dict(parse_qsl(raw.decode("latin-1"))) if raw else {}
+
+    def deadline(self) -> float | None:
+        """`X-Request-Timeout-Ms` as an absolute time.monotonic() deadline."""
+        value = self.headers.get(TIMEOUT_HEADER)
+        if value is None:
+            return None
+        try:
+            milliseconds = float(value)
+        except ValueError:
+            milliseconds = float("nan")
+        if not milliseconds > 0 or milliseconds == float("inf"):
+            raise InvalidInput(
+                "X-Request-Timeout-Ms must be a positive number of milliseconds, got "
+                f"{value.decode('latin-1')[:32]!r}"
+            )
+        return self.started + milliseconds / 1000
+
+    @property
+    def content_type(self) -> str | None:
+        value = self.headers.get(b"content-type")
+        return None if value is None else value.decode("latin-1")
+
+    @contextlib.contextmanager
+    def held_body(self, budget: ByteBudget) -> Iterator[BodyReader]:
+        """A reader of the body whose bytes count against `budget` until the block ends."""
+        reader = BodyReader(self, budget)
+        try:
+            yield reader
+        finally:
+            budget.release(reader.reserved)
+
+    async def until_answered(self, future: asyncio.Future) -> Any:
+        """The result of `future`, cancelled (so dropped before compute if it has not
+        started) when the client disconnects, which raises `ClientDisconnected`."""
+        watch = asyncio.get_running_loop().create_task(self._disconnect())
+        watch.add_done_callback(lambda _: future.cancel())
+        try:
+            return await future
+        except asyncio.CancelledError:
+            if watch.done() and not watch.cancelled():
+                raise ClientDisconnected(
+                    "client disconnected before its answer was ready"
+                ) from None
+            raise
+        finally:
+            watch.cancel()
+
+    async def _disconnect(self) -> None:
+        while (await self.receive())["type"] != "http.disconnect":
+            pass
+
+    async def send_json(
+        self, status: int, content: Any, headers: dict[str, str] | None = None
+    ) -> None:
+        body = orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+        raw_headers = [*JSON_HEADERS, (b"content-length", str(len(body)).encode())]
+        if headers:
+            raw_headers += [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+        self.status = status
+        await self.send({"type": "http.response.start", "status": status, "headers": raw_headers})
+        await self.send({"type": "http.response.body", "body": body})
+
+    async def send_error(self, error: ServingError) -> None:
+        status, body, headers = error_payload(error)
+        await self.send_json(status, body, headers)  # a server drops it if the client left
+
+
+class BodyReader:
+    """Reads one request body within a size limit, a byte budget and a deadline."""
+
+    __slots__ = ("budget", "exchange", "reserved")
+
+    def __init__(self, exchange: Exchange, budget: ByteBudget) -> None:
+        self.exchange = exchange
+        self.budget = budget
+        self.reserved = 0
+
+    async def read(self, limit: int, deadline: float | None) -> bytes:
+        """The whole body: `PayloadTooLarge` past `limit`, `ServerBusy` when the budget is
+        spent (checked on the declared length before anything is read), `DeadlineExceeded`
+        at `deadline`, `ClientDisconnected` if the client leaves."""
+        declared = self.exchange.headers.get(b"content-length", b"")
+        if declared.isdigit():
+            size = int(declared)
+            if size > limit:
+                raise PayloadTooLarge(
+                    f"request body of {size} bytes exceeds the {limit}-byte limit"
+                )
+            self._reserve(size)
+        if deadline is None:
+            return await self._chunks(limit)
+        try:
+            return await asyncio.wait_for(self._chunks(limit), deadline - time.monotonic())
+        except TimeoutError:
+            raise DeadlineExceeded("deadline exceeded while reading the body") from None
+
+    async def _chunks(self, limit: int) -> bytes:
+        receive = self.exchange.receive
+        message = await receive()
+        body = message.get("body", b"")
+        if not message.get("more_body", False) and message["type"] == "http.request":
+            self._reserve(len(body) - self.reserved)
+            return body
+        chunks, size = [body], len(body)
+        while message.get("more_body", False):
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"request body exceeds the {limit}-byte limit")
+            self._reserve(size - self.reserved)
+            chunks.append(chunk)
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnected("client disconnected while sending the body")
+        return b"".join(chunks)
+
+    def _reserve(self, size: int) -> None:
+        if size > 0:
+            self.budget.reserve(size)
+            self.reserved += size

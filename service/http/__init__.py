@@ -1,0 +1,1 @@
+"""The HTTP transport: uvicorn's protocol with connection limits and draining, and TLS."""
