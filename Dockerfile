@@ -5,16 +5,30 @@
 #   docker build --network none --build-arg WHEELHOUSE=1 \
 #       --build-arg BASE_IMAGE=blockserve-base:bookworm -t blockserve .  # air-gapped (CI)
 #
-# Stages: deps (venv with the dependencies) -> builder (+ the project, in its own directory)
-# -> artifacts (trains digits, exports the config's bundles); venv (deps without pip) ->
-# runtime (lean, non-root). The project lives apart from the venv (a .pth file points at it),
-# so a source change rebuilds a 1 MB layer of the runtime image, not the 950 MB venv.
+# Stages: requirements (the lists pyproject.toml asks for) -> deps (venv with the dependencies)
+# -> builder (+ the project, in its own directory) -> artifacts (trains digits, exports the
+# config's bundles); venv (deps without pip) -> runtime (lean, non-root). The project lives
+# apart from the venv (a .pth file points at it), so a source change rebuilds a 1 MB layer of
+# the runtime image, not the 950 MB venv.
 
 ARG BASE_IMAGE=python:3.11-slim
 
 # ---------------------------------------------------------------------------------------------
-FROM ${BASE_IMAGE} AS deps
+# The requirement lists alone: `deps` copies them, and the builder caches a copy by its content,
+# so an edit of pyproject.toml that leaves them as they are (a dev tool, the ruff settings)
+# does not reinstall the venv.
+FROM ${BASE_IMAGE} AS requirements
 # cpu | gpu: selects the pyproject extra (onnxruntime | onnxruntime-gpu) and torch's build.
+ARG VARIANT=cpu
+COPY scripts/ci/requirements.py pyproject.toml /src/
+RUN case "${VARIANT}" in cpu|gpu) ;; *) echo "VARIANT must be cpu or gpu, not '${VARIANT}'" >&2; exit 1;; esac \
+    && python3 /src/requirements.py /src/pyproject.toml --extras "${VARIANT}" \
+        > /requirements.txt \
+    && python3 /src/requirements.py /src/pyproject.toml --extras train --extras-only \
+        > /train-requirements.txt
+
+# ---------------------------------------------------------------------------------------------
+FROM ${BASE_IMAGE} AS deps
 ARG VARIANT=cpu
 # 1: install only from the wheels in ./wheelhouse (scripts/ci/wheelhouse.sh), no index.
 ARG WHEELHOUSE=0
@@ -30,17 +44,14 @@ RUN python3 -m venv /opt/venv \
     && python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])' > /tmp/purelib \
     && echo /opt/blockserve/app > "$(cat /tmp/purelib)/blockserve-app.pth"
 COPY wheelhouse/ /wheelhouse/
-COPY scripts/ci/pip-install.sh scripts/ci/requirements.py /usr/local/lib/blockserve-build/
-COPY pyproject.toml /src/
-# Dependencies in a layer of their own: rebuilt only when pyproject.toml changes.
-RUN case "${VARIANT}" in cpu|gpu) ;; *) echo "VARIANT must be cpu or gpu, not '${VARIANT}'" >&2; exit 1;; esac \
-    && python /usr/local/lib/blockserve-build/requirements.py /src/pyproject.toml --extras "${VARIANT}" \
-        > /tmp/requirements.txt \
-    && /usr/local/lib/blockserve-build/pip-install.sh -r /tmp/requirements.txt
+COPY scripts/ci/pip-install.sh /usr/local/lib/blockserve-build/
+COPY --from=requirements /requirements.txt /train-requirements.txt /tmp/
+# Dependencies in a layer of their own: rebuilt only when their list (or a wheel) changes.
+RUN /usr/local/lib/blockserve-build/pip-install.sh -r /tmp/requirements.txt
 
 # ---------------------------------------------------------------------------------------------
 FROM deps AS builder
-COPY README.md /src/
+COPY pyproject.toml README.md /src/
 COPY models/ /src/models/
 COPY service/ /src/service/
 RUN /usr/local/lib/blockserve-build/pip-install.sh --no-deps --target /opt/blockserve/app /src \
@@ -51,9 +62,7 @@ RUN /usr/local/lib/blockserve-build/pip-install.sh --no-deps --target /opt/block
 # `blockserve serve` until every model of the config is READY exports their bundles into the
 # cache, exactly as serving looks them up: containers start from warm bundles in seconds.
 FROM builder AS artifacts
-RUN python /usr/local/lib/blockserve-build/requirements.py /src/pyproject.toml \
-        --extras train --extras-only > /tmp/train-requirements.txt \
-    && /usr/local/lib/blockserve-build/pip-install.sh -r /tmp/train-requirements.txt
+RUN /usr/local/lib/blockserve-build/pip-install.sh -r /tmp/train-requirements.txt
 COPY scripts/ci/warm-cache.py /usr/local/lib/blockserve-build/
 ENV BLOCKSERVE_HOME=/var/lib/blockserve \
     BLOCKSERVE_CONFIG=/var/lib/blockserve/config/models.yaml

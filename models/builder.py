@@ -11,8 +11,9 @@ Module layout (also the state-dict key layout):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from typing import Any
 
 import torch
 from torch import nn
@@ -76,7 +77,7 @@ def patchify_stem(
     return nn.Sequential(conv, make_norm(norm, width, dims, **(norm_kwargs or {})))
 
 
-def mdnc_stem(in_chans: int, width: int, *, dims: int, **conv_modern_kwargs) -> nn.Module:
+def mdnc_stem(in_chans: int, width: int, *, dims: int, **conv_modern_kwargs: Any) -> nn.Module:
     """An MDNC `ConvModern` layer (kernel_size, stride, normalizer, activator, layer_order)."""
     return ConvModern(in_chans, width, dims=dims, **conv_modern_kwargs)
 
@@ -112,7 +113,9 @@ class ClassifierHead(nn.Module):
         super().__init__()
         head, dims = spec.head, spec.dims
         layers = BlockLayers.resolve(dims, head.norm, head.act, head.norm_kwargs)
+        self.pre_pool: nn.Module | None
         if head.pre_pool == "conv_norm_act":
+            assert head.pre_pool_width is not None  # HeadSpec requires it for this kind
             self.pre_pool = ConvNormAct(in_chs, head.pre_pool_width, layers=layers)
         elif head.pre_pool == "norm_act":
             self.pre_pool = nn.Sequential(layers.norm(in_chs), layers.act(in_chs))
@@ -204,7 +207,7 @@ def _build_stage(stage: StageSpec, rates: list[float], in_chs: int, dims: int, p
 
 
 def _lookup(
-    table: dict[str, Callable[..., nn.Module]], name: str, path: str, what: str
+    table: Mapping[str, Callable[..., nn.Module]], name: str, path: str, what: str
 ) -> Callable[..., nn.Module]:
     if name not in table:
         raise ValueError(f"{path}: unknown {what} {name!r}; allowed: {', '.join(sorted(table))}")

@@ -21,6 +21,7 @@ equal torchvision's on a committed fixture.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 
@@ -35,7 +36,7 @@ class ConversionError(ValueError):
     """A torchvision state dict that does not fit the blockserve model."""
 
 
-def target_shapes(name: str, **overrides) -> dict[str, torch.Size]:
+def target_shapes(name: str, **overrides: Any) -> dict[str, torch.Size]:
     """Ordered ``{key: shape}`` of blockserve model `name`, built on the meta device."""
     with torch.device("meta"):
         model = build_network(model_spec(name, **overrides))
@@ -43,7 +44,7 @@ def target_shapes(name: str, **overrides) -> dict[str, torch.Size]:
 
 
 def from_torchvision(
-    name: str, state_dict: Mapping[str, torch.Tensor], **overrides
+    name: str, state_dict: Mapping[str, torch.Tensor], **overrides: Any
 ) -> dict[str, torch.Tensor]:
     """Rename torchvision model `name`'s `state_dict` to blockserve keys (tensors shared).
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -69,7 +70,7 @@ class LayerNormNd(nn.LayerNorm):
         return x.movedim(last, 1)  # (B, C, *spatial)
 
 
-def make_norm(name: str, channels: int, dims: int, **kwargs) -> nn.Module:
+def make_norm(name: str, channels: int, dims: int, **kwargs: Any) -> nn.Module:
     """Normalization layer `name` over `channels` for `dims` spatial dims.
 
     `kwargs` go to the torch constructor (e.g. ``eps``, ``momentum``).
@@ -77,7 +78,7 @@ def make_norm(name: str, channels: int, dims: int, **kwargs) -> nn.Module:
     return norm_factory(name, dims, **kwargs)(channels)
 
 
-def norm_factory(name: str, dims: int, **kwargs) -> LayerFactory:
+def norm_factory(name: str, dims: int, **kwargs: Any) -> LayerFactory:
     """Resolve a normalizer name once into a ``channels -> nn.Module`` factory."""
     check_choice("normalizer", name, NORMALIZERS)
     check_dims(dims)

@@ -50,8 +50,8 @@ def default_preprocess(cfg: DefaultCfg, input_shape: Sequence[int]) -> dict[str,
 
 def default_labels(cfg: DefaultCfg, num_classes: int) -> list[str] | None:
     """The default cfg's labels, unless overrides changed the class count."""
-    fits = cfg.labels is not None and len(cfg.labels) == num_classes
-    return list(cfg.labels) if fits else None
+    labels = cfg.labels
+    return list(labels) if labels is not None and len(labels) == num_classes else None
 
 
 def check_labels(labels: Sequence[str], num_classes: int) -> list[str]:

@@ -12,6 +12,7 @@ import difflib
 import fnmatch
 import functools
 from collections.abc import Callable
+from typing import Any
 
 from torch import nn
 
@@ -33,7 +34,7 @@ def register_model(fn: Callable[[], NetworkSpec]) -> SpecFn:
         raise ValueError(f"model {name!r} is already registered")
 
     @functools.wraps(fn)
-    def spec_fn(**overrides) -> NetworkSpec:
+    def spec_fn(**overrides: Any) -> NetworkSpec:
         return fn().with_overrides(**overrides)
 
     _MODELS[name] = spec_fn
@@ -45,12 +46,12 @@ def list_models(pattern: str = "*") -> list[str]:
     return sorted(fnmatch.filter(_MODELS, pattern))
 
 
-def model_spec(name: str, **overrides) -> NetworkSpec:
+def model_spec(name: str, **overrides: Any) -> NetworkSpec:
     """The NetworkSpec of model `name` with `overrides` applied."""
     return _lookup(name)(**overrides)
 
 
-def create_model(name: str, **overrides) -> nn.Module:
+def create_model(name: str, **overrides: Any) -> nn.Module:
     """Build model `name`; overrides: `num_classes`, `in_chans`, any spec field (see spec)."""
     return build_network(model_spec(name, **overrides))
 

@@ -310,7 +310,8 @@ def _fields(cls: type, data: Any, path: str) -> dict[str, Any]:
 
 
 def _as_data(value: Any) -> Any:
-    return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
+    is_instance = dataclasses.is_dataclass(value) and not isinstance(value, type)
+    return dataclasses.asdict(value) if is_instance else value
 
 
 def _set_path(data: dict[str, Any], path: str, value: Any) -> None:
@@ -319,13 +320,14 @@ def _set_path(data: dict[str, Any], path: str, value: Any) -> None:
     node: Any = data
     for depth, part in enumerate([*parents, last]):
         where = ".".join(path.split(".")[: depth + 1])
+        key: str | int = part
         if isinstance(node, list):
             if not part.isdigit() or int(part) >= len(node):
                 raise TypeError(f"override {path!r}: {where!r} is not an index below {len(node)}")
-            part = int(part)
+            key = int(part)
         elif not isinstance(node, dict) or (part not in node and depth < len(parents)):
             raise TypeError(f"override {path!r}: {where!r} does not exist")
         if depth == len(parents):
-            node[part] = value
+            node[key] = value
         else:
-            node = node[part]
+            node = node[key]

@@ -6,6 +6,8 @@ dropout and stochastic-depth schedule; `models.convert.from_torchvision` maps th
 
 from __future__ import annotations
 
+from typing import Any
+
 from models.registry import register_model
 from models.spec import HeadSpec, NetworkSpec, StageSpec, StemSpec
 
@@ -15,7 +17,11 @@ LN_EPS_CONVNEXT = {"eps": 1e-6}
 
 
 def _resnet_stages(
-    block: str, depths: tuple[int, ...], widths: tuple[int, ...], strides: tuple[int, ...], **kw
+    block: str,
+    depths: tuple[int, ...],
+    widths: tuple[int, ...],
+    strides: tuple[int, ...],
+    **kw: Any,
 ) -> list[StageSpec]:
     return [
         StageSpec(block, width, depth, stride, dict(kw))
@@ -23,7 +29,9 @@ def _resnet_stages(
     ]
 
 
-def _resnet(block: str, depths: tuple[int, ...], *, preact: bool = False, **block_kwargs):
+def _resnet(
+    block: str, depths: tuple[int, ...], *, preact: bool = False, **block_kwargs: Any
+) -> NetworkSpec:
     """torchvision ResNet (v1.5: the stride sits on the 3×3 conv of a bottleneck)."""
     expansion = 4 if "bottleneck" in block else 1
     widths = tuple(width * expansion for width in RESNET_WIDTHS)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The project's test command: ruff lint, ruff format check, then the whole pytest suite
+# The project's test command: ruff lint, ruff format check, mypy, then the whole pytest suite
 # (tests/, container tests included: they start the compose stack, see tests/integration/).
 # Creates .venv with the cpu and dev extras when it is missing. Extra arguments go to pytest.
 set -euo pipefail
@@ -12,6 +12,7 @@ fi
 
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+.venv/bin/python -m mypy
 
 # `python -m` puts the repository first on sys.path, ahead of test directories named like
 # its packages (tests/models).

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TypedDict
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -101,12 +102,25 @@ def create_app(
     for router in ROUTERS:
         app.include_router(router)
     for route in FAST_ROUTES:
-        app.router.add_route(route.path, route, methods=["POST"], include_in_schema=False)
+        # Starlette serves an endpoint that is not a function as an ASGI app, as `route` is;
+        # `add_route` declares only the request -> response function kind.
+        app.router.add_route(
+            route.path,
+            route,  # type: ignore[arg-type]
+            methods=["POST"],
+            include_in_schema=False,
+        )
     _install_error_handlers(app)
     return app
 
 
-def _docs_urls(enabled: bool) -> dict[str, str | None]:
+class _DocsUrls(TypedDict, total=False):
+    docs_url: str | None
+    redoc_url: str | None
+    openapi_url: str | None
+
+
+def _docs_urls(enabled: bool) -> _DocsUrls:
     """FastAPI's `/docs`, `/redoc` and `/openapi.json`, or none of them."""
     if enabled:
         return {}

@@ -161,10 +161,14 @@ class Batcher:
         """Re-evaluate waiting now (e.g. an announced request will not come after all)."""
         self._wakeup.set()
 
-    async def close(self) -> None:
-        """Stop accepting, finish every queued request, stop the worker."""
+    def stop_accepting(self) -> None:
+        """Refuse new requests from now on; queued ones are still answered."""
         self._closing = True
         self._wakeup.set()
+
+    async def close(self) -> None:
+        """Stop accepting, finish every queued request, stop the worker."""
+        self.stop_accepting()
         if self._worker is not None:
             await self._worker
 

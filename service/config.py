@@ -76,9 +76,7 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _resolve(value: str | Path | None, info: ValidationInfo) -> Path | None:
-    if value is None:
-        return None
+def _resolve(value: str | Path, info: ValidationInfo) -> Path:
     base_dir = (info.context or {}).get("base_dir")
     return expand_path(value, base_dir)
 

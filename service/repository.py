@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from models import model_default_cfg, model_spec
-from models.export import export_bundle, load_bundle
+from models.export import Bundle, export_bundle, load_bundle
 from models.preprocessing import check_labels, served_labels
 from models.recipes import ensure_weights, recipe_for
 from models.summary import Summary
@@ -131,7 +131,7 @@ def runtime_options(config: ModelConfig, server: ServerConfig) -> dict[str, Any]
     return {name: value for name, value in options.items() if value is not None}
 
 
-def _load_runtime(bundle, device: str, options: dict[str, Any]):
+def _load_runtime(bundle: Bundle, device: str, options: dict[str, Any]) -> Runtime:
     from service.runtimes import load_runtime  # imports onnxruntime: only when loading
 
     return load_runtime(bundle, device, **options)
@@ -140,6 +140,7 @@ def _load_runtime(bundle, device: str, options: dict[str, Any]):
 def _weights(config: ModelConfig, progress: Callable[[str], None]) -> Path | None:
     """The configured weights file, made by the model's `weights_recipe` when missing."""
     if config.weights_recipe is not None:
+        assert config.weights is not None  # ModelConfig requires `weights` with a recipe
         return ensure_weights(config.weights_recipe, config.arch, config.weights, progress)
     if config.weights is not None and not config.weights.is_file():
         recipe = recipe_for(config.arch)
@@ -245,7 +246,7 @@ class ModelHandle:
             "state": str(self.state),
             "reason": self.reason,
             "trained": self.trained,
-            "weights": str(self.config.weights) if self.config.weights else "random-init",
+            "weights": self.config.weights.name if self.config.weights else "random-init",
             "format": self.config.format,
             "platform": self.platform,
             "device": loaded.device if loaded else self.config.device,
@@ -339,9 +340,10 @@ class ModelRepository:
 
     def get(self, name: str | None = None) -> ModelHandle:
         """The named model (the default one for None), or `ModelNotFound` listing them all."""
-        handle = self._handles.get(self.default_name if name is None else name)
+        key = self.default_name if name is None else name
+        handle = self._handles.get(key)
         if handle is None:
-            raise ModelNotFound(name, self.names)
+            raise ModelNotFound(key, self.names)
         return handle
 
     @property
@@ -405,7 +407,7 @@ class ModelRepository:
                 observer=self.metrics.batch_observer(handle.name, index),
                 inline_max_images=loaded.inline_max_images,
                 retry_after_s=handle.retry_after_s,
-                more_coming=lambda handle=handle: handle.admitted > 0,
+                more_coming=lambda: handle.admitted > 0,
             )
             for index, runtime in enumerate(loaded.runtimes)
         ]
@@ -422,7 +424,10 @@ class ModelRepository:
     async def close(self) -> None:
         """Stop accepting, finish every queued request, stop the batchers."""
         self._closed = True
-        await asyncio.gather(*(b.close() for h in self._handles.values() for b in h.batchers))
+        batchers = [batcher for handle in self._handles.values() for batcher in handle.batchers]
+        for batcher in batchers:  # before any await: no request slips in meanwhile
+            batcher.stop_accepting()
+        await asyncio.gather(*(batcher.close() for batcher in batchers))
         for task in self._loading:
             task.cancel()
         self._infer_pool.shutdown(wait=True)

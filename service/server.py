@@ -22,13 +22,16 @@ from fastapi import FastAPI
 
 from service.app import create_app
 from service.config import RepositoryConfig
-from service.http.listener import take_queued_connections
+from service.http.listener import stop_new_handshakes, take_queued_connections
 from service.http.protocol import ConnectionPolicy, LimitedHttpToolsProtocol
 from service.http.tls import uvicorn_tls_options
 from service.metrics import Metrics
 from service.repository import ModelRepository, ModelState
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# How long the handshakes under way at shutdown get to complete (their clients' ACKs are at
+# most a round trip away) before the queued connections are taken and the listener closes.
+HANDSHAKE_GRACE_S = 0.2
 log = logging.getLogger(__name__)
 
 
@@ -44,11 +47,21 @@ class DrainingServer(uvicorn.Server):
         self.policy = policy
         self.drain_delay_s = drain_delay_s
         self.drain_started: float | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    async def startup(self, sockets: list | None = None) -> None:
+        self.loop = asyncio.get_running_loop()
+        await super().startup(sockets)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self.drain_started is None:
             self.drain_started = time.monotonic()
-            self.begin_drain()
+            # uvicorn calls this from a signal handler, between any two bytecodes of the loop's
+            # thread: the connections are changed from the loop, between two callbacks.
+            if self.loop is None:  # not serving yet: no connection to change
+                self.begin_drain()
+            else:
+                self.loop.call_soon_threadsafe(self.begin_drain)
         elif self.should_exit and sig == signal.SIGINT:
             self.force_exit = True
         else:
@@ -72,11 +85,12 @@ class DrainingServer(uvicorn.Server):
         """Serve the connections waiting in the listeners' queues, which closing them would
         reset (see `service.http.listener`)."""
         loop = asyncio.get_running_loop()
+        listeners = [listener.fileno() for server in self.servers for listener in server.sockets]
+        for listener in listeners:
+            stop_new_handshakes(listener)
+        await asyncio.sleep(HANDSHAKE_GRACE_S)
         queued = [
-            connection
-            for server in self.servers
-            for listener in server.sockets
-            for connection in take_queued_connections(listener.fileno())
+            connection for listener in listeners for connection in take_queued_connections(listener)
         ]
         if queued:
             log.info("serving %d connection(s) queued at the listener", len(queued))
@@ -84,7 +98,8 @@ class DrainingServer(uvicorn.Server):
             await loop.connect_accepted_socket(self.new_protocol, connection, ssl=self.config.ssl)
 
     def new_protocol(self) -> asyncio.Protocol:
-        return self.config.http_protocol_class(
+        # uvicorn types the class as a bare asyncio.Protocol; its HTTP protocols take these.
+        return self.config.http_protocol_class(  # type: ignore[call-arg]
             config=self.config, server_state=self.server_state, app_state=self.lifespan.state
         )
 
@@ -101,17 +116,19 @@ def build_server(
     server = config.server
     app = create_app(config, grpc_host=host)
     policy = ConnectionPolicy.from_config(server.http)
+    # uvicorn's annotations are narrower than what it runs with: `http` may be any protocol
+    # factory, and both timeouts only reach asyncio, which takes float seconds.
     uvicorn_config = uvicorn.Config(
         app,
         host=host,
         port=port,
         loop="uvloop",
-        http=functools.partial(LimitedHttpToolsProtocol, policy=policy),
+        http=functools.partial(LimitedHttpToolsProtocol, policy=policy),  # type: ignore[arg-type]
         lifespan="on",
         log_level=log_level,
         access_log=False,
-        timeout_keep_alive=server.http.keep_alive_timeout_s,
-        timeout_graceful_shutdown=server.shutdown_timeout_s,
+        timeout_keep_alive=server.http.keep_alive_timeout_s,  # type: ignore[arg-type]
+        timeout_graceful_shutdown=server.shutdown_timeout_s,  # type: ignore[arg-type]
         **uvicorn_tls_options(server.tls),
     )
     return DrainingServer(uvicorn_config, app, policy, server.drain_delay_s)

@@ -5,6 +5,8 @@
 `out_chs` is the block's real output width (for bottlenecks: planes × 4).
 """
 
+from torch import nn
+
 from models.blocks.common import (
     ConvNormAct,
     ResidualBlock,
@@ -63,7 +65,7 @@ from models.blocks.resnet import (
     bottleneck_width,
 )
 
-BLOCK_TYPES: dict[str, type] = {
+BLOCK_TYPES: dict[str, type[nn.Module]] = {
     "basic": BasicBlock,
     "bottleneck": Bottleneck,
     "preact_basic": PreActBasicBlock,

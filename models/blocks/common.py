@@ -7,7 +7,7 @@ from __future__ import annotations
 import functools
 import inspect
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -188,6 +188,9 @@ class ResidualBlock(nn.Module):
     is named `post_act`. Two blocks deviate from "branch and shortcut both read the input":
     a ConvNeXt block that changes shape starts with `downsample`, whose output feeds both;
     a pre-activation block's projection shortcut reads the output of `act1`.
+
+    A block that always has a shortcut declares ``shortcut: nn.Module`` for the type checker
+    under `TYPE_CHECKING`: TorchScript would try to compile a class annotation of a submodule.
     """
 
     def add_residual(self, shortcut: nn.Module | None, drop_path: float) -> None:
@@ -203,12 +206,12 @@ class ResidualBlock(nn.Module):
         return out + skip
 
 
-class FixedDims:
+class FixedDims(nn.Module):
     """Mixin of a 1d/2d/3d binding: calls the N-d block with the binding's `dims`."""
 
     dims: ClassVar[int]
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, dims=self.dims, **kwargs)
 
 

@@ -1,5 +1,7 @@
 """ConvNeXt block (Liu et al. 2022), laid out as torchvision's ``CNBlock``."""
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 
@@ -21,6 +23,9 @@ class ConvNeXtBlock(ResidualBlock):
     downsampling layer, here owned by the first block of the stage). The residual branch and
     the identity both start from its output.
     """
+
+    if TYPE_CHECKING:
+        shortcut: nn.Module
 
     def __init__(
         self,

@@ -5,6 +5,9 @@ The N-d classes take the uniform stage-block constructor; the 1d/2d/3d bindings
 (`ConvModern1d`, `BlockPlain2d`, `BlockBottleneck1d`, ...) keep MDNC's exact signature.
 """
 
+import functools
+from typing import TYPE_CHECKING, ClassVar
+
 import torch
 from torch import nn
 
@@ -27,7 +30,7 @@ def _scales(stride: int, output_size: int | tuple[int, ...] | None, scaler: str)
     return stride > 1 or (scaler == "up" and output_size is not None)
 
 
-def _check_scaling(stride: int, output_size, scaler: str) -> None:
+def _check_scaling(stride: int, output_size: int | tuple[int, ...] | None, scaler: str) -> None:
     check_stride(stride)
     check_choice("scaler", scaler, SCALERS)
     if output_size is not None and scaler != "up":
@@ -123,6 +126,9 @@ class MDNCPlain(ResidualBlock):
     """MDNC plain residual block: k×k conv in→in, k×k conv in→out carrying the scaling, plus
     the shortcut; no activation after the add."""
 
+    if TYPE_CHECKING:
+        shortcut: nn.Module
+
     def __init__(
         self,
         in_chs: int,
@@ -140,18 +146,17 @@ class MDNCPlain(ResidualBlock):
         scaler: str = "down",
     ):
         super().__init__()
-        layer = {
-            "dims": dims,
-            "kernel_size": kernel_size,
-            "padding": padding,
-            "normalizer": normalizer,
-            "activator": activator,
-            "layer_order": layer_order,
-        }
-        self.conv1 = ConvModern(in_chs, in_chs, **layer)
-        self.conv2 = ConvModern(
-            in_chs, out_chs, stride, output_size=output_size, scaler=scaler, **layer
+        conv = functools.partial(
+            ConvModern,
+            dims=dims,
+            kernel_size=kernel_size,
+            padding=padding,
+            normalizer=normalizer,
+            activator=activator,
+            layer_order=layer_order,
         )
+        self.conv1 = conv(in_chs, in_chs)
+        self.conv2 = conv(in_chs, out_chs, stride, output_size=output_size, scaler=scaler)
         shortcut = mdnc_shortcut(
             in_chs,
             out_chs,
@@ -172,6 +177,9 @@ class MDNCBottleneck(ResidualBlock):
     """MDNC bottleneck residual block: 1x1 conv in→in, k×k conv in→in carrying the scaling,
     1x1 conv in→out, plus the shortcut; no activation after the add."""
 
+    if TYPE_CHECKING:
+        shortcut: nn.Module
+
     def __init__(
         self,
         in_chs: int,
@@ -189,14 +197,15 @@ class MDNCBottleneck(ResidualBlock):
         scaler: str = "down",
     ):
         super().__init__()
-        layer = {
-            "dims": dims,
-            "normalizer": normalizer,
-            "activator": activator,
-            "layer_order": layer_order,
-        }
-        self.conv1 = ConvModern(in_chs, in_chs, kernel_size=1, padding=0, **layer)
-        self.conv2 = ConvModern(
+        conv = functools.partial(
+            ConvModern,
+            dims=dims,
+            normalizer=normalizer,
+            activator=activator,
+            layer_order=layer_order,
+        )
+        self.conv1 = conv(in_chs, in_chs, kernel_size=1, padding=0)
+        self.conv2 = conv(
             in_chs,
             in_chs,
             stride,
@@ -204,9 +213,8 @@ class MDNCBottleneck(ResidualBlock):
             padding=padding,
             output_size=output_size,
             scaler=scaler,
-            **layer,
         )
-        self.conv3 = ConvModern(in_chs, out_chs, kernel_size=1, padding=0, **layer)
+        self.conv3 = conv(in_chs, out_chs, kernel_size=1, padding=0)
         shortcut = mdnc_shortcut(
             in_chs,
             out_chs,
@@ -223,8 +231,10 @@ class MDNCBottleneck(ResidualBlock):
         return self.merge(out, self.shortcut(x))
 
 
-class MDNCSignature:
+class MDNCSignature(nn.Module):
     """Constructor of the MDNC bindings, with MDNC's exact signature."""
+
+    dims: ClassVar[int]
 
     def __init__(
         self,
@@ -238,7 +248,7 @@ class MDNCSignature:
         activator: str = "prelu",
         layer_order: str = "new",
         scaler: str = "down",
-    ):
+    ) -> None:
         super().__init__(
             in_planes,
             out_planes,

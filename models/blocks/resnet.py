@@ -6,6 +6,8 @@
 torchvision state dict maps onto them key by key.
 """
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 
@@ -46,6 +48,9 @@ def bottleneck_width(out_chs: int, groups: int = 1, base_width: int = 64) -> int
 class BasicBlock(ResidualBlock):
     """conv3x3(stride)-norm-act-conv3x3-norm + shortcut, then act."""
 
+    if TYPE_CHECKING:
+        shortcut: nn.Module
+
     def __init__(
         self,
         in_chs: int,
@@ -81,6 +86,9 @@ class Bottleneck(ResidualBlock):
     """conv1x1-norm-act, conv k×k(stride, groups, dilation)-norm-act, conv1x1-norm + shortcut,
     then act. `out_chs` = planes × 4; the inner width follows torchvision (`base_width`,
     `groups`), so resnext50_32x4d is ``groups=32, base_width=4``."""
+
+    if TYPE_CHECKING:
+        shortcut: nn.Module
 
     def __init__(
         self,
@@ -128,6 +136,9 @@ class PreActBasicBlock(ResidualBlock):
     `act1`); an identity shortcut reads the raw input.
     """
 
+    if TYPE_CHECKING:
+        shortcut: nn.Module
+
     def __init__(
         self,
         in_chs: int,
@@ -166,6 +177,9 @@ class PreActBottleneck(ResidualBlock):
     """norm-act-conv1x1, norm-act-conv k×k(stride, groups, dilation), norm-act-conv1x1
     + shortcut, nothing after the add. Widths as in `Bottleneck`; the projection shortcut
     reads the pre-activated input as in `PreActBasicBlock`."""
+
+    if TYPE_CHECKING:
+        shortcut: nn.Module
 
     def __init__(
         self,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 from torch import Tensor, nn
@@ -36,9 +36,10 @@ class ArtifactFormat(Protocol):
 
 
 FORMATS: dict[str, ArtifactFormat] = {}
+FormatT = TypeVar("FormatT", bound=ArtifactFormat)
 
 
-def register_format(cls: type) -> type:
+def register_format(cls: type[FormatT]) -> type[FormatT]:
     FORMATS[cls.name] = cls()
     return cls
 

@@ -1,11 +1,10 @@
 """ONNX artifacts: the TorchScript-based `torch.onnx.export(dynamo=False)` at opset 17 with a
 dynamic batch dimension, checked with `onnx.checker`, run back with ONNX Runtime on CPU.
 
-Why not the torch.export-based default (`dynamo=True`): on this zoo it exported 2-7x slower
-(resnet18 at 224²: 15.1 s vs 2.2 s; efficientnet_v2_s: 36.3 s vs 8.3 s, 2 shared cores), needs
-onnxscript, bumps the opset to 18 and always writes an external-data file, while both graphs
-match eager equally well (~5e-7) and run equally fast in ONNX Runtime. The legacy path is pinned
-with torch==2.13.0; docs/export.md has the measurements and the switch-over plan.
+Why not the torch.export-based default (`dynamo=True`): on this zoo it exports several times
+slower, needs onnxscript, bumps the opset to 18 and always writes an external-data file, while
+both graphs match eager equally well and run equally fast in ONNX Runtime. The legacy path is
+pinned with torch==2.13.0; docs/export.md has the measurements and the switch-over plan.
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from models.export.formats import ExportedModel, Runner, register_format
-from models.export.quiet import TRACING_NOISE, ignoring_warnings
+from models.export.quiet import TRACING_NOISE, WarningRule, ignoring_warnings
 
 OPSET = 17
 INPUT_NAME = "input"
@@ -27,10 +26,10 @@ OUTPUT_NAME = "logits"
 BATCH_DIM = "batch"
 EXPORTER = {"name": "torch.onnx.export", "dynamo": False}
 WHY = (
-    "TorchScript-based exporter: 2-7x faster export than dynamo=True, one self-contained opset-17 "
+    "TorchScript-based exporter: faster export than dynamo=True, one self-contained opset-17 "
     "file, no onnxscript needed; parity and ONNX Runtime speed equal (docs/export.md)"
 )
-_EXPORT_NOISE = (
+_EXPORT_NOISE: tuple[WarningRule, ...] = (
     *TRACING_NOISE,
     (DeprecationWarning, r"You are using the legacy TorchScript-based ONNX export"),
     (DeprecationWarning, r"The feature will be removed"),

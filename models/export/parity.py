@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypedDict
 
 import numpy as np
 import torch
@@ -17,11 +18,20 @@ from torch import nn
 from models.export.formats import Runner
 
 FP32_RTOL = 1e-4
-_TINY = np.finfo(np.float32).tiny
+_TINY = float(np.finfo(np.float32).tiny)
 
 
 class ParityError(Exception):
     """The exported artifact disagrees with eager PyTorch beyond tolerance."""
+
+
+class ParityCheck(TypedDict):
+    """One input batch's entry in the manifest's parity record."""
+
+    input: str
+    batch: int
+    max_abs_err: float
+    max_rel_err: float
 
 
 @dataclass(frozen=True)
@@ -46,7 +56,7 @@ def check_parity(
     eager: nn.Module, exported: Runner, inputs: Sequence[ParityInput], *, rtol: float = FP32_RTOL
 ) -> dict:
     """Compare on every input; return the manifest's parity record or raise ParityError."""
-    checks = []
+    checks: list[ParityCheck] = []
     for item in inputs:
         with torch.inference_mode():
             expected = eager(torch.from_numpy(item.batch)).numpy()

@@ -4,8 +4,8 @@
 The bundle stores the *traced, unfrozen* module: freezing bakes parameters into constants in their
 current dtype and device, so the runtime freezes after placing the module (and casting it to fp16
 on CUDA). On CPU, `optimize_for_inference` (conv-bn folding, MKL-DNN convolutions) then runs
-15-30% faster than plain freezing on resnet-style models; its result cannot be saved and loaded
-back, another reason to apply it at load time.
+faster than plain freezing on resnet-style models (docs/export.md); its result cannot be saved
+and loaded back, another reason to apply it at load time.
 """
 
 from __future__ import annotations

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any, cast
 
 from torch import Tensor, nn
 from torch.nn.modules.conv import _ConvNd
 from torch.nn.modules.pooling import _AvgPoolNd, _LPPoolNd, _MaxPoolNd
 
-MultAddsRule = Callable[[nn.Module, Tensor, Tensor], int]
+MultAddsRule = Callable[[Any, Tensor, Tensor], int]
+"""Takes a module of a type the rule is registered for."""
 
 _MULT_ADDS: dict[type[nn.Module], MultAddsRule] = {}
 _KERNEL_TYPES = (_ConvNd, _MaxPoolNd, _AvgPoolNd, _LPPoolNd)
@@ -37,7 +39,7 @@ def _per_sample(tensor: Tensor) -> int:
 
 
 @mult_adds_rule(_ConvNd)
-def _conv(module: nn.Module, x: Tensor, y: Tensor) -> int:
+def _conv(module: _ConvNd, x: Tensor, y: Tensor) -> int:
     kernel = math.prod(module.kernel_size)
     if module.transposed:
         return _per_sample(x) * module.out_channels // module.groups * kernel
@@ -45,7 +47,7 @@ def _conv(module: nn.Module, x: Tensor, y: Tensor) -> int:
 
 
 @mult_adds_rule(nn.Linear)
-def _linear(module: nn.Module, x: Tensor, y: Tensor) -> int:
+def _linear(module: nn.Linear, x: Tensor, y: Tensor) -> int:
     return _per_sample(y) * module.in_features
 
 
@@ -64,7 +66,8 @@ def kernel_size(module: nn.Module, y: Tensor | None) -> tuple[int, ...] | None:
     """Kernel size of a convolution or pooling layer as one int per spatial dim, else None."""
     if not isinstance(module, _KERNEL_TYPES):
         return None
-    size = module.kernel_size
+    # torch declares `kernel_size` on the concrete pooling classes only, not on their bases
+    size = cast(int | tuple[int, ...], module.kernel_size)
     if isinstance(size, int):
         dims = max(y.dim() - 2, 1) if y is not None else 1
         return (size,) * dims

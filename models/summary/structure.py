@@ -8,11 +8,12 @@ sum. Containers holding blocks are flattened into their children; everything els
 
 from __future__ import annotations
 
+from typing import cast
+
 from torch import nn
 from torch.nn.modules.conv import _ConvNd
 
-from models.summary.costs import kernel_size
-from models.summary.diagram import DiagramBlock, DiagramItem, DiagramLayer
+from models.summary.diagram import DiagramBlock, DiagramItem, DiagramLayer, ShortcutKind
 
 _CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
 POST_MERGE = "post_act"  # the name blocks give a layer applied after the `+` merge
@@ -27,10 +28,9 @@ def _describe(module: nn.Module) -> str:
     """Short node text: class name, kernel and stride for convolutions, contents of containers."""
     if isinstance(module, _CONTAINERS):
         return " → ".join(_describe(child) for child in module.children()) or type(module).__name__
-    kernel = kernel_size(module, None) if isinstance(module, _ConvNd) else None
-    if kernel is None:
+    if not isinstance(module, _ConvNd):
         return type(module).__name__
-    text = f"{type(module).__name__} k{'×'.join(map(str, kernel))}"
+    text = f"{type(module).__name__} k{'×'.join(map(str, module.kernel_size))}"
     stride = max(module.stride)
     return f"{text} s{stride}" if stride > 1 else text
 
@@ -76,22 +76,24 @@ def _diagram_block(
     first_call: dict[nn.Module, int],
 ) -> DiagramBlock:
     """Branch = the direct children other than `shortcut` and `post_act` (applied to the sum)."""
-    shortcut = block.shortcut
+    shortcut = cast(nn.Module | None, block.shortcut)  # the `shortcut` contract above
     branch = [(n, child) for n, child in children if child is not shortcut and n != POST_MERGE]
     after = [(n, child) for n, child in children if n == POST_MERGE]
+    kind: ShortcutKind
+    label = ""
     if shortcut is None:
         kind = "none"
     elif isinstance(shortcut, nn.Identity):
         kind = "identity"
     else:
-        kind = "projection"
+        kind, label = "projection", _describe(shortcut)
     return DiagramBlock(
         path=path,
         name=name,
         description=type(block).__name__,
         branch=tuple(_diagram_sequence(branch, path, first_call, local_names=True)),
         shortcut=kind,
-        shortcut_label=_describe(shortcut) if kind == "projection" else "",
+        shortcut_label=label,
         after_merge=tuple(_diagram_sequence(after, path, first_call, local_names=True)),
     )
 

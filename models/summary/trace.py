@@ -85,7 +85,9 @@ def _input_sizes(input_size: object) -> tuple[Shape, ...]:
         if (
             not isinstance(size, Sequence)
             or not size
-            or not all(isinstance(d, Integral) and not isinstance(d, bool) and d > 0 for d in size)
+            or not all(
+                isinstance(d, Integral) and not isinstance(d, bool) and int(d) > 0 for d in size
+            )
         ):
             raise ValueError(
                 f"input_size entries must be non-empty tuples of positive ints (C, *spatial), "
@@ -108,7 +110,7 @@ def _dtypes(dtypes: Sequence[torch.dtype] | None, count: int) -> list[torch.dtyp
 def _device(model: nn.Module, device: torch.device | str | None) -> torch.device:
     if device is not None:
         return torch.device(device)
-    tensor = next(model.parameters(), None)
+    tensor: Tensor | None = next(model.parameters(), None)
     if tensor is None:
         tensor = next(model.buffers(), None)
     return tensor.device if tensor is not None else torch.device("cpu")
@@ -204,7 +206,7 @@ def _row_modules(calls: list[_Call], root: nn.Module) -> Iterator[nn.Module]:
 
 
 def _rows(calls: list[_Call], root: nn.Module, names: dict[nn.Module, str]) -> list[SummaryRow]:
-    rows = []
+    rows: list[SummaryRow] = []
     for call in calls:
         if not _is_row(call.module, root):
             continue

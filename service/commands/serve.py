@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TypeVar
 
 from service.commands import CliError
 
@@ -14,6 +16,7 @@ HOST_ENV, PORT_ENV, THREADS_ENV, GRPC_PORT_ENV = (
     "BLOCKSERVE_THREADS",
     "BLOCKSERVE_GRPC_PORT",
 )
+DefaultT = TypeVar("DefaultT", bound=int | None)
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -80,13 +83,13 @@ def serve_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _report_states(states: dict[str, tuple[str, str | None]]) -> int:
+def _report_states(states: Mapping[str, tuple[str, str | None]]) -> int:
     for name, (state, reason) in states.items():
         print(f"{name}: {state}" + (f" ({reason})" if reason else ""))
     return 1 if any(state == "FAILED" for state, _ in states.values()) else 0
 
 
-def _int(flag: str, value: int | None, env: str, default: int | None) -> int | None:
+def _int(flag: str, value: int | None, env: str, default: DefaultT) -> int | DefaultT:
     if value is not None:
         return value
     text = os.environ.get(env)

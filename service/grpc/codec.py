@@ -7,6 +7,8 @@ from the V2 codec shared with REST (`service.v2`), which also decides what a mod
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from google.protobuf.message import DecodeError
@@ -106,7 +108,7 @@ def _from_contents(tensor: WireInput) -> InputTensor:
     return InputTensor(tensor.name, tensor.datatype, _narrow(tensor, values, dtype).reshape(shape))
 
 
-def _narrow(tensor: WireInput, values, dtype: np.dtype) -> np.ndarray:
+def _narrow(tensor: WireInput, values: Sequence[Any], dtype: np.dtype) -> np.ndarray:
     """The field's values (e.g. uint32 for UINT8) in the datatype's dtype, range-checked.
 
     `np.asarray` reads the repeated field in C, one copy and no Python number per value."""

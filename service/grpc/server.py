@@ -78,7 +78,7 @@ async def start_grpc_server(
 
 def method_handlers(servicer: InferenceServicer) -> dict[str, grpc.RpcMethodHandler]:
     """The service's handlers by method name; those of `WIRE_METHODS` take and return bytes."""
-    handlers = {}
+    handlers: dict[str, grpc.RpcMethodHandler] = {}
     for method in SERVICE.methods:
         behaviour = getattr(servicer, method.name)
         if method.name in WIRE_METHODS:

@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import grpc
 import numpy as np
@@ -47,8 +47,10 @@ INTERNAL_ERROR = "internal error (see the server log)"
 # to a decode thread costs more than the work, which then stalls the loop for microseconds.
 INLINE_MAX_BYTES = 64 * 1024
 Context = grpc.aio.ServicerContext
-Handler = Callable[..., Awaitable[Any]]
 T = TypeVar("T")
+RequestT = TypeVar("RequestT")
+ResponseT = TypeVar("ResponseT")
+Handler = Callable[["InferenceServicer", RequestT, Context], Awaitable[ResponseT]]
 
 
 @dataclass
@@ -67,12 +69,12 @@ def _decoded_batch(handle: ModelHandle, request: pb.ModelInferRequest) -> np.nda
     return model_input(handle, decode_inputs(request))
 
 
-def _maps_errors(method: Handler) -> Handler:
+def _maps_errors(method: Handler[RequestT, ResponseT]) -> Handler[RequestT, ResponseT]:
     """Answer a `ServingError` with its status code and message instead of UNKNOWN, and any
     other error with INTERNAL and no detail (it is logged)."""
 
     @functools.wraps(method)
-    async def handler(self, request, context: Context):
+    async def handler(self: InferenceServicer, request: RequestT, context: Context) -> ResponseT:
         try:
             return await method(self, request, context)
         except ServingError as error:
@@ -93,25 +95,35 @@ class InferenceServicer(GRPCInferenceServiceServicer):
         self._metrics = repository.metrics
         self._decoder = decoder
 
-    async def ServerLive(self, request: pb.ServerLiveRequest, context: Context):
+    async def ServerLive(
+        self, request: pb.ServerLiveRequest, context: Context
+    ) -> pb.ServerLiveResponse:
         return pb.ServerLiveResponse(live=True)
 
     @_maps_errors
-    async def ServerReady(self, request: pb.ServerReadyRequest, context: Context):
+    async def ServerReady(
+        self, request: pb.ServerReadyRequest, context: Context
+    ) -> pb.ServerReadyResponse:
         return pb.ServerReadyResponse(ready=self._repository.ready)
 
     @_maps_errors
-    async def ModelReady(self, request: pb.ModelReadyRequest, context: Context):
+    async def ModelReady(
+        self, request: pb.ModelReadyRequest, context: Context
+    ) -> pb.ModelReadyResponse:
         handle = self._repository.get(request.name)
         check_version(handle, request.version)
         return pb.ModelReadyResponse(ready=handle.state is ModelState.READY)
 
     @_maps_errors
-    async def ServerMetadata(self, request: pb.ServerMetadataRequest, context: Context):
+    async def ServerMetadata(
+        self, request: pb.ServerMetadataRequest, context: Context
+    ) -> pb.ServerMetadataResponse:
         return pb.ServerMetadataResponse(**server_metadata())
 
     @_maps_errors
-    async def ModelMetadata(self, request: pb.ModelMetadataRequest, context: Context):
+    async def ModelMetadata(
+        self, request: pb.ModelMetadataRequest, context: Context
+    ) -> pb.ModelMetadataResponse:
         handle = self._repository.get(request.name)
         check_version(handle, request.version)
         metadata = model_metadata(handle)  # the REST body; gRPC has no `parameters` field

@@ -84,8 +84,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._start_phase(self.policy.header_timeout_s)
-        self._arm_timer()
+        self._arm_timer(self._start_phase(self.policy.header_timeout_s))
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._timer is not None:
@@ -105,7 +104,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             self._deadline = self.loop.time() + self._phase_timeout_s
         super().data_received(data)
         if self._deadline is not None and self._timer is None:
-            self._arm_timer()
+            self._arm_timer(self._deadline)
 
     def _receive_past_header_budget(self, data: bytes, budget: int) -> None:
         """Feed what the headers may still take; 431 unless they end within it."""
@@ -149,8 +148,10 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     # Draining
 
     def retire(self) -> None:
-        """Answer the request in progress with `Connection: close`, then close."""
-        if self.cycle is not None and not self.cycle.response_complete:
+        """Answer the request in progress with `Connection: close`, then close. A response
+        already started went out without that header: its client may send another request,
+        which gets it (new cycles are created closing while draining)."""
+        if self.cycle is not None and not self.cycle.response_started:
             self.cycle.keep_alive = False
 
     def shutdown(self) -> None:
@@ -161,12 +162,14 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     # Timeouts
 
-    def _start_phase(self, timeout_s: float) -> None:
+    def _start_phase(self, timeout_s: float) -> float:
+        """Start a phase that must end within `timeout_s`; return its deadline (loop time)."""
         self._phase_timeout_s = timeout_s
         self._deadline = self.loop.time() + timeout_s
+        return self._deadline
 
-    def _arm_timer(self) -> None:
-        self._timer = self.loop.call_at(self._deadline, self._on_timer)
+    def _arm_timer(self, deadline: float) -> None:
+        self._timer = self.loop.call_at(deadline, self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None
@@ -176,7 +179,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if self.flow.read_paused or self._answering_previous():  # the client is not late
             self._deadline = now + self._phase_timeout_s
         if now < self._deadline:
-            self._arm_timer()
+            self._arm_timer(self._deadline)
         elif self._in_body:
             self._body_timed_out()
         else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+from typing import TypedDict
 
 from service.config import ConfigError, TlsConfig
 
@@ -22,7 +23,12 @@ def check_tls(tls: TlsConfig) -> None:
         ) from None
 
 
-def uvicorn_tls_options(tls: TlsConfig | None) -> dict[str, str]:
+class UvicornTlsOptions(TypedDict, total=False):
+    ssl_certfile: str
+    ssl_keyfile: str
+
+
+def uvicorn_tls_options(tls: TlsConfig | None) -> UvicornTlsOptions:
     """`uvicorn.Config` arguments serving HTTPS with `tls`; none for plain HTTP."""
     if tls is None:
         return {}

@@ -42,7 +42,7 @@ def open_image(data: bytes, formats: Sequence[str], max_pixels: int) -> Image.Im
     if not data:
         raise CorruptImage("empty image data")
     try:
-        image = Image.open(io.BytesIO(data), formats=formats)
+        image = Image.open(io.BytesIO(data), formats=tuple(formats))
     except UnidentifiedImageError:
         raise CorruptImage(
             f"cannot identify image data: corrupt, or not one of the accepted formats "

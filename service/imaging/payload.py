@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+from typing import TYPE_CHECKING
 
 import orjson
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from service.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
+
+if TYPE_CHECKING:
+    from python_multipart.multipart import MultipartCallbacks
 
 SUPPORTED_CONTENT_TYPES = ("multipart/form-data", "image/*", "application/json")
 
@@ -20,8 +24,8 @@ def split_body(content_type: str | None, body: bytes, max_images: int) -> list[b
         raise UnsupportedMediaType(
             f"missing Content-Type; send one of {', '.join(SUPPORTED_CONTENT_TYPES)}"
         )
-    media_type, options = parse_options_header(content_type)
-    media_type = media_type.decode("latin-1").lower()
+    raw_media_type, options = parse_options_header(content_type)
+    media_type = raw_media_type.decode("latin-1").lower()
     if media_type == "multipart/form-data":
         blobs = _multipart_files(body, options.get(b"boundary"))
     elif media_type.startswith("image/"):
@@ -69,7 +73,7 @@ def _multipart_files(body: bytes, boundary: bytes | None) -> list[bytes]:
     def on_part_end() -> None:
         parts.append((dict(headers), b"".join(chunks)))
 
-    callbacks = {
+    callbacks: MultipartCallbacks = {
         "on_part_begin": on_part_begin,
         "on_header_field": on_header_field,
         "on_header_value": on_header_value,

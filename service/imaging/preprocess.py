@@ -80,7 +80,7 @@ def export_input_size(
     spatial = default.input_size[1:]
     if len(spatial) != 2:
         raise ValueError(f"image preprocessing needs a 2-d input, not {default.input_size}")
-    crop = config.crop or tuple(spatial)
-    crop = (crop, crop) if isinstance(crop, int) else tuple(crop)
+    crop = config.crop or (spatial[0], spatial[1])
+    height, width = (crop, crop) if isinstance(crop, int) else crop
     channels = CHANNEL_COUNTS[config.channels] if config.channels else in_chans
-    return (channels, *crop)
+    return (channels, height, width)

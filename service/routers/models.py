@@ -12,6 +12,8 @@ from service.routers.deps import State
 from service.routers.responses import OrjsonResponse
 
 router = APIRouter(prefix="/models", tags=["models"])
+# Manifest entries not served: the library versions the bundle was built with.
+PRIVATE_KEYS = frozenset({"versions"})
 
 
 @router.get("")
@@ -28,12 +30,13 @@ async def list_models(state: State) -> Response:
 
 @router.get("/{name}")
 async def model_manifest(name: str, state: State) -> Response:
-    """The model's bundle manifest (weights, input, outputs, parity, files, and the preprocess
-    and labels it was exported with), plus `serving`: the preprocess and labels in use, the
-    config's values resolved against the manifest's."""
+    """The model's bundle manifest without library versions (weights, input, outputs, parity,
+    files, and the preprocess and labels it was exported with), plus `serving`: the preprocess
+    and labels in use, the config's values resolved against the manifest's."""
     loaded = state.repository.get(name).ready()
     serving = {"preprocess": loaded.preprocess.to_dict(), "labels": loaded.labels}
-    return OrjsonResponse({**loaded.manifest, "serving": serving})
+    public = {key: value for key, value in loaded.manifest.items() if key not in PRIVATE_KEYS}
+    return OrjsonResponse({**public, "serving": serving})
 
 
 @router.get("/{name}/summary")

@@ -159,10 +159,10 @@ def _declared_inputs(document: dict[str, Any]) -> list[_DeclaredInput]:
 def _declared_input(item: Any, where: str) -> _DeclaredInput:
     if not isinstance(item, dict):
         raise _invalid(where, "Input should be a valid dictionary")
-    for field in ("name", "shape", "datatype", "data"):
-        if field not in item:
-            raise _invalid(f"{where}.{field}", "Field required")
-    name, shape, datatype, data = item["name"], item["shape"], item["datatype"], item["data"]
+    try:
+        name, shape, datatype, data = item["name"], item["shape"], item["datatype"], item["data"]
+    except KeyError as missing:
+        raise _invalid(f"{where}.{missing.args[0]}", "Field required") from None
     if not isinstance(name, str):
         raise _invalid(f"{where}.name", "Input should be a valid string")
     if not isinstance(shape, list):
