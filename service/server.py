@@ -25,6 +25,7 @@ from service.config import RepositoryConfig
 from service.http.listener import stop_new_handshakes, take_queued_connections
 from service.http.protocol import ConnectionPolicy, LimitedHttpToolsProtocol
 from service.http.tls import uvicorn_tls_options
+from service.memory import return_large_buffers_to_the_os
 from service.metrics import Metrics
 from service.repository import ModelRepository, ModelState
 
@@ -137,6 +138,7 @@ def build_server(
 def run(config: RepositoryConfig, host: str, port: int, *, log_level: str = "info") -> None:
     """Serve until SIGTERM/SIGINT, then drain and shut down (see the module docstring)."""
     logging.basicConfig(level=log_level.upper(), format=LOG_FORMAT)
+    return_large_buffers_to_the_os()
     server = build_server(config, host, port, log_level=log_level)
     server.run()
     if not server.started:
