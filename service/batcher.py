@@ -64,6 +64,11 @@ class BatchObserver(Protocol):
         """The runtime returned (or raised, `failed`) after `compute_seconds`."""
 
 
+def nothing_coming() -> bool:
+    """`more_coming` for a batcher that is never told of requests on their way."""
+    return False
+
+
 class NullObserver:
     def queue_changed(self, depth: int) -> None:
         pass
@@ -121,7 +126,7 @@ class Batcher:
         observer: BatchObserver | None = None,
         inline_max_images: int = 0,
         retry_after_s: float = 1.0,
-        more_coming: Callable[[], bool] = lambda: False,
+        more_coming: Callable[[], bool] = nothing_coming,
     ) -> None:
         self.name = name
         self.input_shape = tuple(input_shape)

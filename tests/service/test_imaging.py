@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import struct
 import sys
 import threading
 import warnings
@@ -199,3 +200,35 @@ def test_decode_threads_still_work_where_the_os_refuses_a_lower_priority(monkeyp
     with decode_pool(1, niceness=5) as pool:
         assert pool.submit(thread_priority).result() == thread_priority()
     assert "decode thread keeps its priority" in caplog.text
+
+
+# A DDS header with an unknown pixel format (Pillow raises NotImplementedError) and an EMF
+# header with an empty frame (ZeroDivisionError): both answered 500 before the allow-list.
+CRAFTED_DDS = (
+    b"DDS "
+    + struct.pack("<7I", 124, 0x1007, 8, 8, 0, 0, 0)
+    + bytes(44)
+    + struct.pack("<2I", 32, 0x4)
+    + b"ZZZZ"
+    + bytes(296)
+)
+CRAFTED_EMF = struct.pack("<II4i4i", 1, 88, *[0] * 8) + b" EMF" + struct.pack("<I", 0x10000)
+CRAFTED_EMF += bytes(40)
+
+
+@pytest.mark.parametrize("data", [CRAFTED_DDS, CRAFTED_EMF], ids=["dds", "emf"])
+def test_formats_outside_the_allow_list_are_never_decoded(data):
+    out = np.empty((1, 8, 8), np.float32)
+    with pytest.raises(CorruptImage, match=r"not one of the accepted formats \(JPEG, PNG\)"):
+        decode_image(data, GRAY, 10_000, out, formats=("JPEG", "PNG"))
+
+
+@pytest.mark.parametrize(
+    ("data", "image_format", "failure"),
+    [(CRAFTED_DDS, "DDS", "NotImplementedError"), (CRAFTED_EMF, "WMF", "ZeroDivisionError")],
+    ids=["dds", "emf"],
+)
+def test_any_decoder_failure_is_a_corrupt_image(data, image_format, failure):
+    out = np.empty((1, 8, 8), np.float32)
+    with pytest.raises(CorruptImage, match=rf"the decoder failed \({failure}\)"):
+        decode_image(data, GRAY, 10_000, out, formats=(image_format,))
