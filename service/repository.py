@@ -9,11 +9,10 @@ and gRPC share it through `await repository.get(name).infer(batch, deadline)`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -189,26 +188,14 @@ class ModelHandle:
             raise ModelNotReady(self.name, self.state, self.reason, retry_after_s=retry_after)
         return self.loaded
 
-    @contextlib.contextmanager
-    def admission(self) -> Iterator[LoadedModel]:
-        """Count a request against the model's queue before its body is read or decoded.
+    def admission(self) -> Admission:
+        """Count a request against the model's queue before its body is read or decoded
+        (a context manager giving the loaded model).
 
         `QueueFull` at once when the queued images and the requests already admitted (one
         image each until decoded) fill every instance's `max_queue`. While admitted requests
         are on their way, a free batcher may wait for them (`max_delay_ms`)."""
-        loaded = self.ready()
-        queued = sum(batcher.queued_images for batcher in self.batchers)
-        capacity = sum(batcher.max_queue for batcher in self.batchers)
-        if queued + self.admitted >= capacity:
-            raise QueueFull(self.name, queued + self.admitted, capacity, self.retry_after_s)
-        self.admitted += 1
-        try:
-            yield loaded
-        finally:
-            self.admitted -= 1
-            if not self.admitted:
-                for batcher in self.batchers:
-                    batcher.poke()
+        return Admission(self)
 
     def submit(self, batch: np.ndarray, deadline: float | None = None) -> asyncio.Future:
         """Queue a preprocessed float32 (N, *input_shape) batch on the instance with the
@@ -261,6 +248,33 @@ class ModelHandle:
     def set_state(self, state: ModelState, reason: str | None = None) -> None:
         self.state, self.reason = state, reason
         self.metrics.model_state.labels(model=self.name).state(state.value)
+
+
+class Admission:
+    """One request counted against its model while it is read and decoded (`__enter__`
+    refuses it with `QueueFull` when the model is full)."""
+
+    __slots__ = ("handle",)
+
+    def __init__(self, handle: ModelHandle) -> None:
+        self.handle = handle
+
+    def __enter__(self) -> LoadedModel:
+        handle = self.handle
+        loaded = handle.ready()
+        queued = sum(batcher.queued_images for batcher in handle.batchers)
+        capacity = sum(batcher.max_queue for batcher in handle.batchers)
+        if queued + handle.admitted >= capacity:
+            raise QueueFull(handle.name, queued + handle.admitted, capacity, handle.retry_after_s)
+        handle.admitted += 1
+        return loaded
+
+    def __exit__(self, *exc_info: object) -> None:
+        handle = self.handle
+        handle.admitted -= 1
+        if not handle.admitted:
+            for batcher in handle.batchers:
+                batcher.poke()
 
 
 # Load failures whose message describes the user's config or files, not the server's insides.

@@ -8,9 +8,8 @@ framework layer in between.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -74,14 +73,10 @@ class Exchange:
         value = self.headers.get(b"content-type")
         return None if value is None else value.decode("latin-1")
 
-    @contextlib.contextmanager
-    def held_body(self, budget: ByteBudget) -> Iterator[BodyReader]:
-        """A reader of the body whose bytes count against `budget` until the block ends."""
-        reader = BodyReader(self, budget)
-        try:
-            yield reader
-        finally:
-            budget.release(reader.reserved)
+    def held_body(self, budget: ByteBudget) -> BodyReader:
+        """A reader of the body whose bytes count against `budget` until its `with` block
+        ends."""
+        return BodyReader(self, budget)
 
     async def until_answered(self, future: asyncio.Future) -> Any:
         """The result of `future`, cancelled (so dropped before compute if it has not
@@ -128,6 +123,12 @@ class BodyReader:
         self.exchange = exchange
         self.budget = budget
         self.reserved = 0
+
+    def __enter__(self) -> BodyReader:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.budget.release(self.reserved)
 
     async def read(self, limit: int, deadline: float | None) -> bytes:
         """The whole body: `PayloadTooLarge` past `limit`, `ServerBusy` when the budget is

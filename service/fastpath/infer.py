@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import functools
-import uuid
+import itertools
+import os
 
 import numpy as np
 
@@ -12,6 +13,9 @@ from service.repository import ModelHandle
 from service.serving import Serving
 from service.v2 import check_version, model_input, model_outputs, requested_outputs, tensor_to_data
 from service.v2.json_request import InferRequest, parse_infer_request
+
+# Ids for requests that bring none: unique within this server process, cheap to make.
+RESPONSE_IDS = map("{}-{}".format, itertools.repeat(os.urandom(6).hex()), itertools.count(1))
 
 
 async def infer(serving: Serving, exchange: Exchange, params: dict[str, str]) -> None:
@@ -35,7 +39,7 @@ async def infer(serving: Serving, exchange: Exchange, params: dict[str, str]) ->
         {
             "model_name": handle.name,
             "model_version": handle.version,
-            "id": request.id if request.id is not None else uuid.uuid4().hex,
+            "id": request.id if request.id is not None else next(RESPONSE_IDS),
             "outputs": [
                 {
                     "name": tensor.name,
