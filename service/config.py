@@ -236,6 +236,10 @@ class ServerConfig(_Strict):
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     cache_dir: Path = Field(default=Path("${BLOCKSERVE_HOME}/bundles"), validate_default=True)
     ort_threads: PositiveInt | None = None  # intra-op threads per ONNX Runtime session
+    # Serving processes sharing the port, each with its own models (`service/workers.py`):
+    # more than 1 lets small models' HTTP work use more cores; 1 suits models whose engine
+    # already uses every core.
+    workers: PositiveInt = 1
     decode_threads: PositiveInt = 2  # image decoding + preprocessing pool
     # How many nice steps the decode threads run below the engine's (Linux; 0: same priority).
     decode_niceness: Annotated[int, Field(ge=0, le=19)] = 10

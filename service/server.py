@@ -14,6 +14,7 @@ import asyncio
 import functools
 import logging
 import signal
+import socket
 import time
 from types import FrameType
 
@@ -128,6 +129,7 @@ def build_server(
         lifespan="on",
         log_level=log_level,
         access_log=False,
+        proxy_headers=False,  # nothing reads the client address; saves a layer per request
         timeout_keep_alive=server.http.keep_alive_timeout_s,  # type: ignore[arg-type]
         timeout_graceful_shutdown=server.shutdown_timeout_s,  # type: ignore[arg-type]
         **uvicorn_tls_options(server.tls),
@@ -136,13 +138,34 @@ def build_server(
 
 
 def run(config: RepositoryConfig, host: str, port: int, *, log_level: str = "info") -> None:
-    """Serve until SIGTERM/SIGINT, then drain and shut down (see the module docstring)."""
+    """Serve until SIGTERM/SIGINT, then drain and shut down (see the module docstring); with
+    `server.workers` > 1, as that many processes on one port (`service.workers`)."""
+    logging.basicConfig(level=log_level.upper(), format=LOG_FORMAT)
+    if config.server.workers > 1:
+        from service.workers import serve_workers
+
+        status = serve_workers(config, host, port, log_level=log_level)
+    else:
+        status = 0 if serve_on(config, host, port, log_level=log_level) else 1
+    if status:
+        raise SystemExit(status)  # startup failed (port taken, lifespan error): the log says why
+
+
+def serve_on(
+    config: RepositoryConfig,
+    host: str,
+    port: int,
+    *,
+    log_level: str,
+    sockets: list[socket.socket] | None = None,
+) -> bool:
+    """One server on `host:port` (or on the listening `sockets`) until a signal; whether it
+    started."""
     logging.basicConfig(level=log_level.upper(), format=LOG_FORMAT)
     return_large_buffers_to_the_os()
     server = build_server(config, host, port, log_level=log_level)
-    server.run()
-    if not server.started:
-        raise SystemExit(1)  # startup failed (port taken, lifespan error): uvicorn logged why
+    server.run(sockets=sockets)
+    return server.started
 
 
 def prepare(config: RepositoryConfig) -> dict[str, tuple[ModelState, str | None]]:

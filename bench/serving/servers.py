@@ -121,6 +121,29 @@ def blockserve(settings: Settings, port: int) -> ServerCase:
     )
 
 
+WORKERS = 2
+
+
+@register_server
+def blockserve_workers(settings: Settings, port: int) -> ServerCase:
+    config = write_blockserve_config(
+        settings.base_config, settings.work, "blockserve-workers", workers=WORKERS
+    )
+    return ServerCase(
+        name="blockserve-workers",
+        label=f"blockserve ({WORKERS} workers)",
+        peer=False,
+        launch=_blockserve_launch(config, port, REPO),
+        endpoints=tuple(
+            e
+            for e in _blockserve_endpoints(v2_bodies=("v2-json",))
+            if e.workload in ("digits-predict", "digits-v2")
+        ),
+        metrics_path=None,  # each worker counts its own requests
+        notes=f"config {config.name}: server.workers {WORKERS}, one ONNX Runtime thread each",
+    )
+
+
 @register_server
 def blockserve_unbatched(settings: Settings, port: int) -> ServerCase:
     config = write_blockserve_config(
@@ -376,10 +399,11 @@ def _litserve_batching(settings: Settings) -> list[str]:
 
 
 def write_blockserve_config(
-    base_config: Path, work: Path, name: str, *, batching: bool = True
+    base_config: Path, work: Path, name: str, *, batching: bool = True, workers: int = 1
 ) -> Path:
     """The base config with gRPC off, as work/configs/NAME.yaml; without batching every model
-    gets max_batch_size 1.
+    gets max_batch_size 1; with several `workers`, every ONNX model one engine thread per
+    worker (the processes split the cores instead of each engine taking them all).
 
     The digits weights come from `blockserve train-digits`; when they are absent the model is
     served random-init (same compute), so the benchmark does not depend on training.
@@ -395,6 +419,9 @@ def write_blockserve_config(
             del model["weights"]
         if not batching:
             model.setdefault("batching", {})["max_batch_size"] = 1
+        if workers > 1 and model.get("format", "onnx") == "onnx":
+            model.setdefault("ort", {})["intra_op_threads"] = 1
+    data["server"]["workers"] = workers
     cache_dir = data["server"].get("cache_dir")
     if cache_dir:
         data["server"]["cache_dir"] = str(expand_path(cache_dir, base_dir))

@@ -176,7 +176,9 @@ def test_corpus_is_seeded_images_of_the_requested_kind(tmp_path):
 
 def test_request_path_targets_select_their_servers_and_workloads():
     options = parse_options(["--targets", "request-path", "--quick"])
-    assert options.servers == ("blockserve", "blockserve-baseline", "triton", "mlserver")
+    assert options.servers == (
+        "blockserve", "blockserve-workers", "blockserve-baseline", "triton", "mlserver"
+    )  # fmt: skip
     assert options.workloads == ("digits-v2", "digits-predict", "resnet18-jpeg")
     assert options.concurrency == (1, 32, 64)
     assert [t.name for t in targets.selected(list(options.targets))] == [

@@ -10,11 +10,12 @@ from typing import TypeVar
 
 from service.commands import CliError
 
-HOST_ENV, PORT_ENV, THREADS_ENV, GRPC_PORT_ENV = (
+HOST_ENV, PORT_ENV, THREADS_ENV, GRPC_PORT_ENV, WORKERS_ENV = (
     "BLOCKSERVE_HOST",
     "BLOCKSERVE_PORT",
     "BLOCKSERVE_THREADS",
     "BLOCKSERVE_GRPC_PORT",
+    "BLOCKSERVE_WORKERS",
 )
 DefaultT = TypeVar("DefaultT", bound=int | None)
 
@@ -44,6 +45,11 @@ def register(commands: argparse._SubParsersAction) -> None:
         help=f"ONNX Runtime threads per model instance (default: ${THREADS_ENV} or config)",
     )
     parser.add_argument(
+        "--workers",
+        type=int,
+        help=f"serving processes sharing the port (default: ${WORKERS_ENV} or config)",
+    )
+    parser.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )
     parser.add_argument(
@@ -70,8 +76,15 @@ def serve_command(args: argparse.Namespace) -> int:
     threads = _int("--threads", args.threads, THREADS_ENV, server.ort_threads)
     if threads is not None and threads < 1:
         raise CliError(f"--threads must be >= 1, got {threads}")
+    workers = _int("--workers", args.workers, WORKERS_ENV, server.workers)
+    if workers < 1:
+        raise CliError(f"--workers must be >= 1, got {workers}")
     server = server.model_copy(
-        update={"ort_threads": threads, "grpc": server.grpc.model_copy(update={"port": grpc_port})}
+        update={
+            "ort_threads": threads,
+            "workers": workers,
+            "grpc": server.grpc.model_copy(update={"port": grpc_port}),
+        }
     )
     config = config.model_copy(update={"server": server})
     if args.prepare:

@@ -24,6 +24,7 @@ from service.errors import (
     ServingError,
     error_payload,
 )
+from service.http.protocol import DISCONNECT_EXTENSION
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -80,19 +81,33 @@ class Exchange:
 
     async def until_answered(self, future: asyncio.Future) -> Any:
         """The result of `future`, cancelled (so dropped before compute if it has not
-        started) when the client disconnects, which raises `ClientDisconnected`."""
-        watch = asyncio.get_running_loop().create_task(self._disconnect())
-        watch.add_done_callback(lambda _: future.cancel())
+        started) when the client disconnects, which raises `ClientDisconnected`. The server's
+        disconnect callback is used where it offers one; else a task waits on `receive()`."""
+        departed = False
+
+        def depart() -> None:
+            nonlocal departed
+            departed = True
+            future.cancel()
+
+        on_disconnect = self.scope.get("extensions", {}).get(DISCONNECT_EXTENSION)
+        watch = None
+        if on_disconnect is not None:
+            on_disconnect(depart)
+        else:
+            watch = asyncio.get_running_loop().create_task(self._disconnect())
+            watch.add_done_callback(lambda task: None if task.cancelled() else depart())
         try:
             return await future
         except asyncio.CancelledError:
-            if watch.done() and not watch.cancelled():
+            if departed:
                 raise ClientDisconnected(
                     "client disconnected before its answer was ready"
                 ) from None
             raise
         finally:
-            watch.cancel()
+            if watch is not None:
+                watch.cancel()
 
     async def _disconnect(self) -> None:
         while (await self.receive())["type"] != "http.disconnect":

@@ -20,6 +20,7 @@ or closed by its header or keep-alive timeout.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +60,42 @@ class ConnectionPolicy:
         return self._headers_keep_alive
 
 
+# The ASGI scope extension through which an app learns, without a task of its own waiting on
+# `receive()`, that its client left: `scope["extensions"][DISCONNECT_EXTENSION](callback)`.
+DISCONNECT_EXTENSION = "blockserve.on_disconnect"
+
+
+class CoalescingWriter:
+    """Stands in for the transport in one response cycle: the response head waits for the
+    first body write and both leave in one send (one syscall and, for a small answer, one TCP
+    segment); later writes pass straight through. `flush` sends a head that came alone."""
+
+    __slots__ = ("head", "transport")
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+        self.head: bytes | None = None
+
+    def write(self, data: bytes) -> None:
+        if self.head is None:
+            self.head = data
+            return
+        self.transport.write(self.head + data if self.head else data)
+        self.head = b""
+
+    def flush(self) -> None:
+        if self.head:
+            self.transport.write(self.head)
+            self.head = b""
+
+    def close(self) -> None:
+        self.flush()
+        self.transport.close()
+
+    def is_closing(self) -> bool:
+        return self.transport.is_closing()
+
+
 class LimitedHttpToolsProtocol(HttpToolsProtocol):
     """One HTTP/1.1 connection under a `ConnectionPolicy` (pass with `functools.partial`)."""
 
@@ -79,6 +116,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._deadline: float | None = None  # loop time the current phase must end by
         self._phase_timeout_s = policy.header_timeout_s
         self._timer: asyncio.TimerHandle | None = None
+        self._writer: CoalescingWriter | None = None
+        self._on_disconnect: list[Callable[[], object]] = []
 
     # Connection events
 
@@ -91,6 +130,10 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             self._timer.cancel()
             self._timer = None
         self._deadline = None
+        if self.cycle is not None and not self.cycle.response_complete:
+            for callback in self._on_disconnect:
+                callback()
+        self._on_disconnect.clear()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -134,10 +177,21 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         cycle = self.cycle
         if cycle is None or cycle.scope is not self.scope:
             return  # an upgrade: not an HTTP request cycle
+        self._writer = CoalescingWriter(self.transport)
+        cycle.transport = self._writer  # type: ignore[assignment]
+        self._on_disconnect.clear()
+        extensions: dict[str, Any] = self.scope.setdefault("extensions", {})
+        extensions[DISCONNECT_EXTENSION] = self._on_disconnect.append
         if self.policy.draining:
             cycle.keep_alive = False
         elif cycle.keep_alive:
             cycle.default_headers = self.policy.keep_alive_headers(cycle.default_headers)
+
+    def on_response_complete(self) -> None:
+        if self._writer is not None:
+            self._writer.flush()
+        self._on_disconnect.clear()
+        super().on_response_complete()
 
     def on_message_complete(self) -> None:
         super().on_message_complete()

@@ -244,20 +244,20 @@ def _tensor(item: _DeclaredInput, body: bytes) -> np.ndarray:
     tensor = np.empty(math.prod(item.shape), numpy_dtype(item.datatype))
     if tensor.size:  # else the text is empty lists, which `_numbers` cannot read
         filled = 0
-        for values in _numbers(item, body):
+        for values in _numbers(item.name, item.data, body):
             tensor[filled : filled + values.size] = cast_values(item.name, item.datatype, values)
             filled += values.size
     return tensor.reshape(item.shape)
 
 
-def _numbers(item: _DeclaredInput, body: bytes) -> Iterator[np.ndarray]:
-    """The numbers of `item.data`, whose nesting fills the tensor, a chunk at a time: with no
-    empty list in it, the text with its brackets blanked is comma-separated numbers."""
-    for chunk in _chunks(body, item.data.start + 1, item.data.end - 1):
+def _numbers(name: str, text: _NumericText, body: bytes) -> Iterator[np.ndarray]:
+    """The numbers of input `name`'s `text`, whose nesting fills the tensor, a chunk at a time:
+    with no empty list in it, the text with its brackets blanked is comma-separated numbers."""
+    for chunk in _chunks(body, text.start + 1, text.end - 1):
         try:
             yield np.array(orjson.loads(b"[%b]" % chunk.translate(_BRACKETS_TO_SPACES)))
         except orjson.JSONDecodeError as error:
-            raise _invalid_data(item.name, error.msg) from None
+            raise _invalid_data(name, error.msg) from None
 
 
 def _chunks(body: bytes, start: int, end: int) -> Iterator[bytes]:
@@ -323,7 +323,8 @@ def _values_between(
         if commas != expected:
             raise _invalid_data(name, "a comma is missing or misplaced between lists")
         return 0
-    leading = _NOT_BLANK.search(body, start, end)[0] == b","
+    first = _NOT_BLANK.search(body, start, end)  # found: a value lies in between
+    leading = first is not None and first[0] == b","
     last_comma = body.rfind(b",", start, end)
     trailing = last_comma >= 0 and _NOT_BLANK.search(body, last_comma + 1, end) is None
     if leading != (previous == b"]") or trailing != (bracket == b"["):

@@ -86,6 +86,7 @@ def tensor_from_list(name: str, datatype: str, shape: tuple[int, ...], data: lis
     except ValueError:  # ragged
         values = None
     check_layout(name, shape, None if values is None else values.shape)
+    assert values is not None  # check_layout rejects ragged data
     return cast_values(name, datatype, values).reshape(shape)
 
 
