@@ -421,7 +421,8 @@ def write_blockserve_config(
             model.setdefault("batching", {})["max_batch_size"] = 1
         if workers > 1 and model.get("format", "onnx") == "onnx":
             model.setdefault("ort", {})["intra_op_threads"] = 1
-    data["server"]["workers"] = workers
+    if workers > 1:  # the key alone: the baseline's config schema predates it
+        data["server"]["workers"] = workers
     cache_dir = data["server"].get("cache_dir")
     if cache_dir:
         data["server"]["cache_dir"] = str(expand_path(cache_dir, base_dir))
