@@ -65,6 +65,9 @@ class ConnectionPolicy:
 DISCONNECT_EXTENSION = "blockserve.on_disconnect"
 
 
+CONTINUE = b"HTTP/1.1 100 "
+
+
 class CoalescingWriter:
     """Stands in for the transport in one response cycle: the response head waits for the
     first body write and both leave in one send (one syscall and, for a small answer, one TCP
@@ -78,6 +81,9 @@ class CoalescingWriter:
 
     def write(self, data: bytes) -> None:
         if self.head is None:
+            if data.startswith(CONTINUE):  # the client waits for it before sending its body
+                self.transport.write(data)
+                return
             self.head = data
             return
         self.transport.write(self.head + data if self.head else data)

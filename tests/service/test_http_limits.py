@@ -14,6 +14,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from server_process import ServerProcess, digits_config, serve
 
+from service.http.protocol import CoalescingWriter
+
 MAX_HEADER_BYTES = 8192
 TIMEOUT_S = 1  # header, body-idle and keep-alive timeouts of the server under test
 GIVE_UP_S = 15  # a socket read that waits longer than this means the server never acted
@@ -196,3 +198,62 @@ def test_slow_and_idle_connections_are_all_closed_while_others_are_served(server
 def closed_after_408(sock: socket.socket) -> bool:
     status, _, _ = read_response(sock)
     return status == 408 and closed_by_server(sock)
+
+
+def test_100_continue_is_sent_before_the_body_arrives(server):
+    body = orjson.dumps(
+        {"inputs": [{"name": "input", "shape": [1, 1, 8, 8], "datatype": "FP32", "data": [0] * 64}]}
+    )
+    head = (
+        "POST /v2/models/digits/infer HTTP/1.1\r\nHost: test\r\nExpect: 100-continue\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    with closing(connect(server)) as sock:
+        sock.sendall(head)
+        interim = sock.recv(65536)  # sent before the body: the client waits for it
+        sock.sendall(body)
+        answer = read_response(sock)
+
+    assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+    status, _, response_body = answer
+    assert status == 200
+    assert orjson.loads(response_body)["outputs"][0]["shape"] == [1, 10]
+
+
+class RecordingTransport:
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+
+def test_a_response_head_waits_for_the_first_body_write_and_leaves_with_it():
+    transport = RecordingTransport()
+    writer = CoalescingWriter(transport)  # type: ignore[arg-type]
+    writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+    writer.write(b"HTTP/1.1 200 OK\r\n\r\n")
+    held = list(transport.writes)
+    writer.write(b"body")
+    writer.write(b"more")
+    writer.close()
+
+    assert held == [b"HTTP/1.1 100 Continue\r\n\r\n"]
+    assert transport.writes == [held[0], b"HTTP/1.1 200 OK\r\n\r\nbody", b"more"]
+    assert transport.closed
+
+
+def test_a_head_without_a_body_is_flushed():
+    transport = RecordingTransport()
+    writer = CoalescingWriter(transport)  # type: ignore[arg-type]
+    writer.write(b"HTTP/1.1 204 No Content\r\n\r\n")
+    writer.flush()
+
+    assert transport.writes == [b"HTTP/1.1 204 No Content\r\n\r\n"]
