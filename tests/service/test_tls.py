@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import subprocess
 import sys
 
@@ -31,8 +32,9 @@ def test_https_is_served_with_the_configured_certificate_and_plain_http_is_not(
     tls = {"cert_file": str(cert), "key_file": str(key)}
     config = digits_config(tmp_path, digits_weights, bundle_cache, tls=tls)
 
-    with serve(config, tmp_path, scheme="https", client_options={"verify": str(cert)}) as server:
-        secure = httpx.get(f"{server.base_url}/health/ready", verify=str(cert), timeout=10)
+    trusting = ssl.create_default_context(cafile=str(cert))
+    with serve(config, tmp_path, scheme="https", client_options={"verify": trusting}) as server:
+        secure = httpx.get(f"{server.base_url}/health/ready", verify=trusting, timeout=10)
         with pytest.raises(httpx.TransportError):
             httpx.get(f"http://127.0.0.1:{server.port}/health/ready", timeout=10)
 
