@@ -69,6 +69,15 @@ def nothing_coming() -> bool:
     return False
 
 
+async def outputs_of(future: asyncio.Future[np.ndarray]) -> np.ndarray:
+    """The submitted request's outputs; cancelling the waiter cancels the request (dropped
+    before compute if its batch has not started)."""
+    try:
+        return await future
+    finally:
+        future.cancel()
+
+
 class NullObserver:
     def queue_changed(self, depth: int) -> None:
         pass
@@ -177,12 +186,6 @@ class Batcher:
         if self._worker is not None:
             await self._worker
 
-    def check_capacity(self, count: int, also_coming: int = 0) -> None:
-        """`QueueFull` unless `count` more images fit beside the queued ones and
-        `also_coming` images already admitted elsewhere."""
-        if self._queued + also_coming + count > self.max_queue:
-            raise QueueFull(self.name, self._queued, self.max_queue, self._retry_after_s)
-
     def submit(self, images: np.ndarray, deadline: float | None = None) -> asyncio.Future:
         """Queue `images` (N, *input_shape); the future gets the runtime's outputs (N, ...).
 
@@ -198,7 +201,8 @@ class Batcher:
                 f"the request holds {count} images, more than model {self.name!r} "
                 f"can queue (max_queue {self.max_queue})"
             )
-        self.check_capacity(count)
+        if self._queued + count > self.max_queue:
+            raise QueueFull(self.name, self._queued, self.max_queue, self._retry_after_s)
         now = time.monotonic()
         if deadline is not None and deadline <= now:
             raise DeadlineExceeded(f"the deadline passed before model {self.name!r} queued it")
@@ -217,11 +221,7 @@ class Batcher:
 
     async def infer(self, images: np.ndarray, deadline: float | None = None) -> np.ndarray:
         """`submit` and wait; the request is dropped if the caller is cancelled."""
-        future = self.submit(images, deadline)
-        try:
-            return await future
-        finally:
-            future.cancel()
+        return await outputs_of(self.submit(images, deadline))
 
     def _expire(self, request: _Request, enqueued: float) -> None:
         if not request.future.done():

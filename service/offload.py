@@ -41,5 +41,14 @@ class Offloader:
                 "deadline exceeded while waiting for or during decoding"
             ) from None
 
+    async def run_unless_small(
+        self, size: int, inline_max_bytes: int, work: Callable[[], T], deadline: float | None
+    ) -> T:
+        """`work()` on the event loop for an input of at most `inline_max_bytes` (a thread hop
+        would cost more than the work), else `run(work, deadline)`."""
+        if size <= inline_max_bytes:
+            return work()
+        return await self.run(work, deadline)
+
     def _finished(self, _: asyncio.Future) -> None:
         self.submitted -= 1

@@ -26,7 +26,7 @@ from models.export import Bundle, export_bundle, load_bundle
 from models.preprocessing import check_labels, served_labels
 from models.recipes import ensure_weights, recipe_for
 from models.summary import Summary
-from service.batcher import Batcher
+from service.batcher import Batcher, outputs_of
 from service.config import ModelConfig, RepositoryConfig, ServerConfig
 from service.errors import InvalidInput, ModelNotFound, ModelNotReady, QueueFull
 from service.imaging import Preprocess
@@ -100,6 +100,7 @@ def load_model(
     for runtime in runtimes:
         runtime.warmup()
     first = runtimes[0]
+    input_shape = tuple(first.input_meta.shape[1:])
     return LoadedModel(
         runtimes=runtimes,
         manifest=bundle.manifest,
@@ -107,12 +108,12 @@ def load_model(
         labels=labels,
         input_name=first.input_meta.name,
         output_name=first.output_meta.name,
-        input_shape=tuple(first.input_meta.shape[1:]),
+        input_shape=input_shape,
         num_classes=num_classes,
         device=first.device,
         inline_max_images=inline_batch_limit(
             first,
-            tuple(first.input_meta.shape[1:]),
+            input_shape,
             config.batching.max_batch_size,
             config.batching.inline_max_ms / 1000,
         ),
@@ -212,11 +213,7 @@ class ModelHandle:
 
     async def infer(self, batch: np.ndarray, deadline: float | None = None) -> np.ndarray:
         """`submit` and wait; the request is dropped if the caller is cancelled."""
-        future = self.submit(batch, deadline)
-        try:
-            return await future
-        finally:
-            future.cancel()
+        return await outputs_of(self.submit(batch, deadline))
 
     def summary(self) -> Summary:
         """The architecture summary at the served input size, as the export recorded it in the

@@ -28,10 +28,10 @@ async def infer(serving: Serving, exchange: Exchange, params: dict[str, str]) ->
     with handle.admission(), exchange.held_body(serving.bodies) as body_reader:
         body = await body_reader.read(limits.max_body_bytes, deadline)
         work = functools.partial(decode_request, handle, body, limits.max_tensor_bytes)
-        if len(body) <= serving.config.server.imaging.inline_max_bytes:
-            request, output_names, batch = work()
-        else:
-            request, output_names, batch = await serving.decoder.run(work, deadline)
+        inline_max_bytes = serving.config.server.imaging.inline_max_bytes
+        request, output_names, batch = await serving.decoder.run_unless_small(
+            len(body), inline_max_bytes, work, deadline
+        )
     logits = await exchange.until_answered(handle.submit(batch, deadline))
     outputs = model_outputs(handle, logits, output_names)
     await exchange.send_json(

@@ -4,13 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
-TIMEOUT_PARAMETER = {
-    "name": "X-Request-Timeout-Ms",
-    "in": "header",
-    "required": False,
-    "schema": {"type": "number", "exclusiveMinimum": 0},
-    "description": "Deadline for the request (reading, decoding, queueing, compute); 504 after.",
-}
+from service.fastpath.routes import INFER, MODEL_PREDICT, PREDICT, VERSION_INFER
+
+
+def _parameter(
+    name: str, location: str, schema: dict[str, Any], description: str = ""
+) -> dict[str, Any]:
+    """An operation parameter; path parameters are required, the others optional."""
+    parameter = {"name": name, "in": location, "required": location == "path", "schema": schema}
+    return {**parameter, "description": description} if description else parameter
+
+
+TIMEOUT_PARAMETER = _parameter(
+    "X-Request-Timeout-Ms",
+    "header",
+    {"type": "number", "exclusiveMinimum": 0},
+    "Deadline for the request (reading, decoding, queueing, compute); 504 after.",
+)
 ERRORS = {
     "400": {"description": 'Bad input; the body `{"error": ...}` names the problem.'},
     "404": {"description": "Unknown model or version."},
@@ -45,13 +55,12 @@ IMAGE_BODY = {
         },
     },
 }
-TOP_K = {
-    "name": "top_k",
-    "in": "query",
-    "required": False,
-    "schema": {"type": "integer", "minimum": 1},
-    "description": "classes per image (clamped); the model's `top_k` if absent",
-}
+TOP_K = _parameter(
+    "top_k",
+    "query",
+    {"type": "integer", "minimum": 1},
+    "classes per image (clamped); the model's `top_k` if absent",
+)
 TENSOR = {
     "type": "object",
     "required": ["name", "shape", "datatype", "data"],
@@ -92,10 +101,6 @@ INFER_BODY = {
 }
 
 
-def _path_parameter(name: str) -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-
-
 def _operation(
     summary: str, tag: str, body: dict, parameters: list[dict[str, Any]]
 ) -> dict[str, Any]:
@@ -110,31 +115,20 @@ def _operation(
     }
 
 
-MODEL_QUERY = {
-    "name": "model",
-    "in": "query",
-    "required": False,
-    "schema": {"type": "string"},
-    "description": "model name; the default model if absent",
-}
+MODEL_QUERY = _parameter(
+    "model", "query", {"type": "string"}, "model name; the default model if absent"
+)
+NAME, VERSION = (_parameter(name, "path", {"type": "string"}) for name in ("name", "version"))
 PATHS: dict[str, dict[str, Any]] = {
-    "/predict": _operation(
+    PREDICT.path: _operation(
         "Classify the images in the body", "predict", IMAGE_BODY, [MODEL_QUERY, TOP_K]
     ),
-    "/models/{name}/predict": _operation(
-        "Classify the images in the body with model `name`",
-        "predict",
-        IMAGE_BODY,
-        [_path_parameter("name"), TOP_K],
+    MODEL_PREDICT.path: _operation(
+        "Classify the images in the body with model `name`", "predict", IMAGE_BODY, [NAME, TOP_K]
     ),
-    "/v2/models/{name}/infer": _operation(
-        "Inference on V2 JSON tensors", "v2", INFER_BODY, [_path_parameter("name")]
-    ),
-    "/v2/models/{name}/versions/{version}/infer": _operation(
-        "Inference on V2 JSON tensors, one version",
-        "v2",
-        INFER_BODY,
-        [_path_parameter("name"), _path_parameter("version")],
+    INFER.path: _operation("Inference on V2 JSON tensors", "v2", INFER_BODY, [NAME]),
+    VERSION_INFER.path: _operation(
+        "Inference on V2 JSON tensors, one version", "v2", INFER_BODY, [NAME, VERSION]
     ),
 }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 
 import numpy as np
+from PIL import Image
 
 from service.config import ServerConfig
 from service.errors import InvalidInput
@@ -43,9 +44,7 @@ async def _decode(
     if len(body) > server.imaging.inline_max_bytes:
         work = functools.partial(prepare_images, content_type, body, preprocess, server)
         return await serving.decoder.run(work, deadline)
-    limits = server.limits
-    blobs = split_body(content_type, body, limits.max_images_per_request)
-    images = open_images(blobs, server.imaging.formats, limits.max_image_pixels)
+    images = open_body_images(content_type, body, server)
     if all(image.width * image.height <= server.imaging.inline_max_pixels for image in images):
         return preprocess_images(images, preprocess)
     return await serving.decoder.run(
@@ -57,10 +56,16 @@ def prepare_images(
     content_type: str | None, body: bytes, preprocess: Preprocess, server: ServerConfig
 ) -> np.ndarray:
     """Body -> preprocessed (N, C, H, W) float32 batch. Blocking: runs in the decode pool."""
+    return preprocess_images(open_body_images(content_type, body, server), preprocess)
+
+
+def open_body_images(
+    content_type: str | None, body: bytes, server: ServerConfig
+) -> list[Image.Image]:
+    """The body's images with their headers read and checked (format, pixel count)."""
     limits = server.limits
     blobs = split_body(content_type, body, limits.max_images_per_request)
-    images = open_images(blobs, server.imaging.formats, limits.max_image_pixels)
-    return preprocess_images(images, preprocess)
+    return open_images(blobs, server.imaging.formats, limits.max_image_pixels)
 
 
 def _top_k(value: str | None) -> int | None:

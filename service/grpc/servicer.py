@@ -191,9 +191,7 @@ class InferenceServicer(GRPCInferenceServiceServicer):
     async def _off_loop(self, size: int, job: Callable[[], T], deadline: float | None) -> T:
         """`job()` for a message of `size` bytes: inline when small, else on a decode thread
         (`ServerBusy` when too many wait for one)."""
-        if size <= INLINE_MAX_BYTES:
-            return job()
-        return await self._decoder.run(job, deadline)
+        return await self._decoder.run_unless_small(size, INLINE_MAX_BYTES, job, deadline)
 
     def _record(self, model_name: str, code: grpc.StatusCode, started: float) -> None:
         # Unknown names stay out of the labels: client input never becomes a label value.
