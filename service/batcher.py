@@ -50,6 +50,20 @@ from service.runtimes.base import Runtime
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True, slots=True)
+class BatchRun:
+    """One batch the runtime ran: its images, the requests (parts of requests) in it, and
+    the seconds spent gathering their rows into the batch, computing, and handing the output
+    rows back."""
+
+    size: int
+    requests: int
+    input_seconds: float
+    compute_seconds: float
+    output_seconds: float
+    failed: bool
+
+
 class BatchObserver(Protocol):
     """What a batcher reports; metrics and statistics subscribe to these events."""
 
@@ -60,8 +74,8 @@ class BatchObserver(Protocol):
         """A batch of `size` images went to the runtime; `queue_waits` holds, per request
         starting in it, the seconds from enqueue to this moment."""
 
-    def batch_finished(self, size: int, compute_seconds: float, failed: bool) -> None:
-        """The runtime returned (or raised, `failed`) after `compute_seconds`."""
+    def batch_finished(self, run: BatchRun) -> None:
+        """The runtime returned (or raised: `run.failed`)."""
 
 
 def nothing_coming() -> bool:
@@ -85,7 +99,7 @@ class NullObserver:
     def batch_started(self, size: int, queue_waits: list[float]) -> None:
         pass
 
-    def batch_finished(self, size: int, compute_seconds: float, failed: bool) -> None:
+    def batch_finished(self, run: BatchRun) -> None:
         pass
 
 
@@ -309,24 +323,29 @@ class Batcher:
         return batch
 
     async def _run(self, batch: _Batch) -> None:
+        gathering = time.monotonic()
         inputs = self._buffer[: batch.size]  # (B, *input_shape)
         for part in batch.slices:
             rows = part.request.images[part.start : part.start + part.count]
             inputs[part.offset : part.offset + part.count] = rows
         started = time.monotonic()
+        finished = delivered = started
         self._computing = batch.size
         failed = True
         try:
             if batch.size <= self._inline_max_images:
                 outputs = self._runtime.run(inputs)
+                finished = time.monotonic()
                 await asyncio.sleep(0)  # let the loop serve others before the next batch
             else:
                 outputs = await asyncio.get_running_loop().run_in_executor(
                     self._executor, self._runtime.run, inputs
                 )
+                finished = time.monotonic()
             if len(outputs) != batch.size:
                 raise RuntimeError(f"runtime returned {len(outputs)} rows for {batch.size} inputs")
             self._deliver(batch, outputs)
+            delivered = time.monotonic()
             failed = False
         except Exception as error:
             log.exception("model %s: batch of %d images failed", self.name, batch.size)
@@ -336,7 +355,18 @@ class Batcher:
             raise
         finally:
             self._computing = 0
-            self._observer.batch_finished(batch.size, time.monotonic() - started, failed)
+            if failed:
+                finished = delivered = time.monotonic()
+            self._observer.batch_finished(
+                BatchRun(
+                    size=batch.size,
+                    requests=len(batch.slices),
+                    input_seconds=started - gathering,
+                    compute_seconds=finished - started,
+                    output_seconds=delivered - finished,
+                    failed=failed,
+                )
+            )
 
     def _deliver(self, batch: _Batch, outputs: np.ndarray) -> None:
         for part in batch.slices:

@@ -1,7 +1,7 @@
 """Prometheus metrics of one serving process, in their own registry (one per app).
 
 `status` is the protocol's own code: the HTTP status for `protocol="rest"`, the gRPC status
-name for `protocol="grpc"`.
+name for `protocol="grpc"`. The same events feed Triton's statistics (`metrics.statistics`).
 """
 
 from __future__ import annotations
@@ -16,11 +16,15 @@ from prometheus_client import (
     generate_latest,
 )
 
+from service.batcher import BatchRun
+from service.statistics import ModelStatistics, Statistics
+
 MODEL_STATES = ("LOADING", "READY", "FAILED")
 LATENCY_BUCKETS = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 )  # fmt: skip
 BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+SUCCESS_STATUSES = frozenset({"200", "OK"})
 
 
 class Metrics:
@@ -28,6 +32,7 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self.statistics = Statistics()
         self.requests = Counter(
             "blockserve_requests",
             "Inference requests answered, by model, status and protocol.",
@@ -68,7 +73,9 @@ class Metrics:
             ["model", "instance"],
             registry=self.registry,
         )
-        self._request_children: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
+        self._request_children: dict[
+            tuple[str, str, str], tuple[Counter, Histogram, ModelStatistics | None, bool]
+        ] = {}
         self.model_state = Enum(
             "blockserve_model_state",
             "Model lifecycle state.",
@@ -78,17 +85,22 @@ class Metrics:
         )
 
     def record_request(self, model: str, status: str | int, protocol: str, seconds: float) -> None:
-        """Count one answered request (children looked up once per label set)."""
+        """Count one answered request (children looked up once per label set); `model` is
+        empty when the request named no served model."""
         key = (model, str(status), protocol)
         children = self._request_children.get(key)
         if children is None:
             children = self._request_children[key] = (
                 self.requests.labels(model=model, status=key[1], protocol=protocol),
                 self.total_seconds.labels(model=model, protocol=protocol),
+                self.statistics.of(model) if model else None,
+                key[1] in SUCCESS_STATUSES,
             )
-        count, latency = children
+        count, latency, statistics, ok = children
         count.inc()
         latency.observe(seconds)
+        if statistics is not None:
+            statistics.request_answered(ok, seconds)
 
     def batch_observer(self, model: str, instance: int) -> BatchMetrics:
         """The metrics that a model instance's batcher events update."""
@@ -106,6 +118,7 @@ class BatchMetrics:
         self._queue_seconds = metrics.queue_seconds.labels(model=model)
         self._batch_size = metrics.batch_size.labels(model=model)
         self._compute_seconds = metrics.compute_seconds.labels(model=model)
+        self._statistics = metrics.statistics.of(model)
 
     def queue_changed(self, depth: int) -> None:
         self._depth.set(depth)
@@ -114,6 +127,8 @@ class BatchMetrics:
         self._batch_size.observe(size)
         for seconds in queue_waits:
             self._queue_seconds.observe(seconds)
+        self._statistics.batch_started(queue_waits)
 
-    def batch_finished(self, size: int, compute_seconds: float, failed: bool) -> None:
-        self._compute_seconds.observe(compute_seconds)
+    def batch_finished(self, run: BatchRun) -> None:
+        self._compute_seconds.observe(run.compute_seconds)
+        self._statistics.batch_finished(run)

@@ -10,8 +10,14 @@ def top_k_predictions(logits: np.ndarray, labels: list[str], top_k: int) -> list
     logits = logits.astype(np.float64)  # (N, K)
     exp = np.exp(logits - logits.max(axis=1, keepdims=True))
     scores = exp / exp.sum(axis=1, keepdims=True)
-    best = np.argsort(-scores, axis=1, kind="stable")[:, : min(top_k, scores.shape[1])]
+    best = top_indices(scores, top_k)
     return [
         [{"label": labels[i], "index": int(i), "score": float(row[i])} for i in indices]
         for row, indices in zip(scores, best, strict=True)
     ]
+
+
+def top_indices(scores: np.ndarray, count: int) -> np.ndarray:
+    """Per row of `scores` (N, K): the indices of the `count` highest (clamped to K), highest
+    first, ties by lower index. Shape (N, min(count, K))."""
+    return np.argsort(-scores, axis=1, kind="stable")[:, : min(count, scores.shape[1])]
