@@ -54,7 +54,7 @@ class BlockserveApp(FastAPI):
 
     def openapi(self) -> dict:
         if self.openapi_schema is None:
-            self.openapi_schema = openapi.add_fast_routes(super().openapi())
+            self.openapi_schema = openapi.complete(super().openapi())
         return self.openapi_schema
 
 

@@ -36,7 +36,8 @@ from service.runtimes.base import Runtime
 
 log = logging.getLogger(__name__)
 
-PLATFORMS = {"onnx": "onnxruntime_onnx", "torchscript": "pytorch_torchscript"}
+# Triton's platform names, so that its tools recognise them.
+PLATFORMS = {"onnx": "onnxruntime_onnx", "torchscript": "pytorch_libtorch"}
 MODEL_VERSION = "1"
 
 

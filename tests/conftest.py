@@ -25,8 +25,8 @@ def load_module():
         if name not in sys.modules:
             spec = importlib.util.spec_from_file_location(name, path)
             module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module  # before running it: dataclasses look their module up
             spec.loader.exec_module(module)
-            sys.modules[name] = module
         return sys.modules[name]
 
     return load

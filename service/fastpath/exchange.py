@@ -8,6 +8,7 @@ framework layer in between.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -24,7 +25,9 @@ from service.errors import (
     ServingError,
     error_payload,
 )
+from service.http import compression
 from service.http.protocol import DISCONNECT_EXTENSION
+from service.offload import Offloader
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -32,7 +35,9 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 TIMEOUT_HEADER = b"x-request-timeout-ms"
-JSON_HEADERS = [(b"content-type", b"application/json")]
+JSON_CONTENT_TYPE = b"application/json"
+# Answers may be compressed as the request's Accept-Encoding asks.
+VARY_HEADER = (b"vary", b"Accept-Encoding")
 
 
 class Exchange:
@@ -74,10 +79,10 @@ class Exchange:
         value = self.headers.get(b"content-type")
         return None if value is None else value.decode("latin-1")
 
-    def held_body(self, budget: ByteBudget) -> BodyReader:
+    def held_body(self, budget: ByteBudget, decoder: Offloader) -> BodyReader:
         """A reader of the body whose bytes count against `budget` until its `with` block
-        ends."""
-        return BodyReader(self, budget)
+        ends; a compressed body is decompressed on `decoder`'s threads."""
+        return BodyReader(self, budget, decoder)
 
     async def until_answered(self, future: asyncio.Future) -> Any:
         """The result of `future`, cancelled (so dropped before compute if it has not
@@ -117,9 +122,25 @@ class Exchange:
         self, status: int, content: Any, headers: dict[str, str] | None = None
     ) -> None:
         body = orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
-        raw_headers = [*JSON_HEADERS, (b"content-length", str(len(body)).encode())]
-        if headers:
-            raw_headers += [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+        extra = [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+        await self.send_body(status, body, JSON_CONTENT_TYPE, extra)
+
+    async def send_body(
+        self,
+        status: int,
+        body: bytes,
+        content_type: bytes,
+        headers: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
+        """Answer with `body`; a successful answer is compressed as the request's
+        Accept-Encoding asks (errors stay plain, for clients that read them raw)."""
+        raw_headers = [(b"content-type", content_type), VARY_HEADER, *(headers or ())]
+        if status == 200:
+            coding = compression.response_coding(self.headers.get(b"accept-encoding"))
+            if coding != compression.IDENTITY:
+                body = compression.encode(coding, body)
+                raw_headers.append((b"content-encoding", coding.encode()))
+        raw_headers.append((b"content-length", str(len(body)).encode()))
         self.status = status
         await self.send({"type": "http.response.start", "status": status, "headers": raw_headers})
         await self.send({"type": "http.response.body", "body": body})
@@ -132,11 +153,12 @@ class Exchange:
 class BodyReader:
     """Reads one request body within a size limit, a byte budget and a deadline."""
 
-    __slots__ = ("budget", "exchange", "reserved")
+    __slots__ = ("budget", "decoder", "exchange", "reserved")
 
-    def __init__(self, exchange: Exchange, budget: ByteBudget) -> None:
+    def __init__(self, exchange: Exchange, budget: ByteBudget, decoder: Offloader) -> None:
         self.exchange = exchange
         self.budget = budget
+        self.decoder = decoder
         self.reserved = 0
 
     def __enter__(self) -> BodyReader:
@@ -146,9 +168,22 @@ class BodyReader:
         self.budget.release(self.reserved)
 
     async def read(self, limit: int, deadline: float | None) -> bytes:
-        """The whole body: `PayloadTooLarge` past `limit`, `ServerBusy` when the budget is
-        spent (checked on the declared length before anything is read), `DeadlineExceeded`
-        at `deadline`, `ClientDisconnected` if the client leaves."""
+        """The whole body, decoded from its Content-Encoding: `PayloadTooLarge` past `limit`
+        (sent or decoded), `ServerBusy` when the budget is spent (checked on the declared
+        length before anything is read), `DeadlineExceeded` at `deadline`,
+        `ClientDisconnected` if the client leaves, `UnsupportedMediaType` for an unknown
+        coding (before the body is read)."""
+        coding = compression.request_coding(self.exchange.headers.get(b"content-encoding"))
+        body = await self._read(limit, deadline)
+        if coding == compression.IDENTITY:
+            return body
+        # Off the event loop: a small body may inflate to `limit` bytes.
+        inflate = functools.partial(compression.decode, coding, body, limit)
+        decoded = await self.decoder.run(inflate, deadline)
+        self._reserve(len(decoded))
+        return decoded
+
+    async def _read(self, limit: int, deadline: float | None) -> bytes:
         declared = self.exchange.headers.get(b"content-length", b"")
         if declared.isdigit():
             size = int(declared)

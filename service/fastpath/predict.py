@@ -24,7 +24,10 @@ async def predict(serving: Serving, exchange: Exchange, params: dict[str, str]) 
     handle = serving.repository.get(name)
     exchange.model = handle.name
     server = serving.config.server
-    with handle.admission() as loaded, exchange.held_body(serving.bodies) as body_reader:
+    with (
+        handle.admission() as loaded,
+        exchange.held_body(serving.bodies, serving.decoder) as body_reader,
+    ):
         body = await body_reader.read(server.limits.max_body_bytes, deadline)
         batch = await _decode(serving, exchange.content_type, body, loaded.preprocess, deadline)
     logits = await exchange.until_answered(handle.submit(batch, deadline))

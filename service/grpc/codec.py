@@ -1,4 +1,5 @@
-"""ModelInfer tensors <-> numpy: typed `InferTensorContents` and little-endian raw bytes.
+"""ModelInfer messages <-> serving values: tensors (typed `InferTensorContents` and
+little-endian raw bytes), `InferParameter` values, requested outputs and stream responses.
 
 Only the gRPC wire encoding lives here. Datatype names, shape checks and raw byte layout come
 from the V2 codec shared with REST (`service.v2`), which also decides what a model accepts.
@@ -7,14 +8,14 @@ from the V2 codec shared with REST (`service.v2`), which also decides what a mod
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from google.protobuf.message import DecodeError
 
 from service.errors import InvalidInput
-from service.grpc.generated import grpc_predict_v2_pb2 as pb
+from service.grpc.generated import grpc_service_pb2 as pb
 from service.v2 import (
     GRPC_CONTENTS_FIELDS,
     InputTensor,
@@ -25,8 +26,13 @@ from service.v2 import (
     tensor_from_raw,
     tensor_to_raw,
 )
+from service.v2.inference import OutputRequest
 
 WireInput = pb.ModelInferRequest.InferInputTensor
+ParameterValue = bool | int | str | float
+CLASSIFICATION = "classification"  # an output's parameter: answer its top N classes
+# ModelStreamInferResponse.infer_response: field 2, length-delimited
+_STREAM_INFER_RESPONSE_TAG = b"\x12"
 
 
 def parse_request(message: bytes) -> pb.ModelInferRequest:
@@ -42,6 +48,58 @@ def parse_request(message: bytes) -> pb.ModelInferRequest:
 def uses_raw_contents(request: pb.ModelInferRequest) -> bool:
     """Whether the request sent raw bytes, so that the response answers in raw bytes too."""
     return len(request.raw_input_contents) > 0
+
+
+def parameter_values(
+    parameters: Mapping[str, pb.InferParameter], where: str
+) -> dict[str, ParameterValue]:
+    """The values of a `parameters` map (whichever of its oneof fields each sets); a parameter
+    with no value is an `InvalidInput` naming it (`where` says whose parameters they are)."""
+    values: dict[str, ParameterValue] = {}
+    for key, parameter in parameters.items():
+        choice = parameter.WhichOneof("parameter_choice")
+        if choice is None:
+            raise InvalidInput(f"{where} parameter {key!r} has no value")
+        values[key] = getattr(parameter, choice)
+    return values
+
+
+def output_requests(request: pb.ModelInferRequest) -> list[OutputRequest]:
+    """The requested outputs, each with its `classification` class count (0: the tensor)."""
+    requested = []
+    for output in request.outputs:
+        values = parameter_values(output.parameters, f"output {output.name!r}")
+        class_count = values.get(CLASSIFICATION, 0)
+        if type(class_count) is not int:
+            raise InvalidInput(
+                f"output {output.name!r}: parameter {CLASSIFICATION!r} must be an integer "
+                f"(int64_param or uint64_param), got {type(class_count).__name__}"
+            )
+        requested.append(OutputRequest(output.name, class_count))
+    return requested
+
+
+def stream_response(infer_response: bytes) -> bytes:
+    """The wire bytes of a ModelStreamInferResponse holding an encoded ModelInferResponse,
+    built without parsing it again."""
+    return _STREAM_INFER_RESPONSE_TAG + _varint(len(infer_response)) + infer_response
+
+
+def stream_error(message: str, request_id: str) -> bytes:
+    """A ModelStreamInferResponse reporting one failed request (its `id` tells which)."""
+    failure = pb.ModelStreamInferResponse(
+        error_message=message, infer_response=pb.ModelInferResponse(id=request_id)
+    )
+    return failure.SerializeToString()
+
+
+def _varint(value: int) -> bytes:
+    encoded = bytearray()
+    while value > 0x7F:
+        encoded.append(value & 0x7F | 0x80)
+        value >>= 7
+    encoded.append(value)
+    return bytes(encoded)
 
 
 def decode_inputs(request: pb.ModelInferRequest) -> list[InputTensor]:

@@ -1,5 +1,8 @@
 """The `grpc.aio` server: runs on the event loop of the FastAPI app, beside uvicorn.
 
+It serves Triton's `inference.GRPCInferenceService`, the standard `grpc.health.v1.Health`
+and server reflection (`grpc.reflection.v1alpha.ServerReflection`).
+
 Started and stopped by the app lifespan. It serves the same `ModelRepository`, so gRPC and
 REST requests for a model queue in the same batchers and can share a batch. Large ModelInfer
 messages are parsed, decoded and encoded on the app's decode threads (`service.offload`);
@@ -13,7 +16,13 @@ import logging
 import grpc
 
 from service.config import GrpcConfig, ServerConfig, TlsConfig
-from service.grpc.generated import grpc_predict_v2_pb2 as pb
+from service.grpc.generated import grpc_service_pb2 as pb
+from service.grpc.generated.health_pb2 import DESCRIPTOR as HEALTH_PROTO
+from service.grpc.generated.health_pb2_grpc import add_HealthServicer_to_server
+from service.grpc.generated.reflection_pb2_grpc import add_ServerReflectionServicer_to_server
+from service.grpc.health import HealthService
+from service.grpc.reflection import SERVICE_NAME as REFLECTION_SERVICE
+from service.grpc.reflection import ReflectionService
 from service.grpc.servicer import InferenceServicer
 from service.offload import Offloader
 from service.repository import ModelRepository
@@ -22,7 +31,8 @@ log = logging.getLogger(__name__)
 
 SERVICE = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"]
 # Registered without (de)serializers: the servicer parses and encodes these messages itself.
-WIRE_METHODS = frozenset({"ModelInfer"})
+WIRE_METHODS = frozenset({"ModelInfer", "ModelStreamInfer"})
+HEALTH_SERVICE = HEALTH_PROTO.services_by_name["Health"].full_name
 
 # A grace long enough to finish every accepted call; stop(None) would abort them at once.
 UNBOUNDED_GRACE_S = 24 * 3600.0
@@ -60,6 +70,9 @@ async def start_grpc_server(
         (grpc.method_handlers_generic_handler(SERVICE.full_name, handlers),)
     )
     server.add_registered_method_handlers(SERVICE.full_name, handlers)
+    add_HealthServicer_to_server(HealthService(repository), server)
+    services = (SERVICE.full_name, HEALTH_SERVICE, REFLECTION_SERVICE)
+    add_ServerReflectionServicer_to_server(ReflectionService(services), server)
     address = _address(host, config.grpc.port)
     try:
         if config.tls is None:
@@ -81,10 +94,16 @@ def method_handlers(servicer: InferenceServicer) -> dict[str, grpc.RpcMethodHand
     handlers: dict[str, grpc.RpcMethodHandler] = {}
     for method in SERVICE.methods:
         behaviour = getattr(servicer, method.name)
+        streaming = method.client_streaming and method.server_streaming
+        make = (
+            grpc.stream_stream_rpc_method_handler
+            if streaming
+            else grpc.unary_unary_rpc_method_handler
+        )
         if method.name in WIRE_METHODS:
-            handlers[method.name] = grpc.unary_unary_rpc_method_handler(behaviour)
+            handlers[method.name] = make(behaviour)
             continue
-        handlers[method.name] = grpc.unary_unary_rpc_method_handler(
+        handlers[method.name] = make(
             behaviour,
             request_deserializer=getattr(pb, method.input_type.name).FromString,
             response_serializer=getattr(pb, method.output_type.name).SerializeToString,

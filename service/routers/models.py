@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import PlainTextResponse
 
+from service.fastpath import openapi
 from service.routers.deps import State
 from service.routers.responses import OrjsonResponse
 
@@ -28,7 +29,7 @@ async def list_models(state: State) -> Response:
     )
 
 
-@router.get("/{name}")
+@router.get("/{name}", responses=openapi.errors(404, 503))
 async def model_manifest(name: str, state: State) -> Response:
     """The model's bundle manifest without library versions (weights, input, outputs, parity,
     files, and the preprocess and labels it was exported with), plus `serving`: the preprocess
@@ -39,7 +40,7 @@ async def model_manifest(name: str, state: State) -> Response:
     return OrjsonResponse({**public, "serving": serving})
 
 
-@router.get("/{name}/summary")
+@router.get("/{name}/summary", responses=openapi.errors(400, 404, 503))
 async def model_summary(
     name: str,
     state: State,

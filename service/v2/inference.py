@@ -32,7 +32,9 @@ from service.postprocess import top_indices
 from service.repository import ModelHandle
 
 SERVER_NAME = "blockserve"
-SERVER_EXTENSIONS: list[str] = []
+# Triton's extension names, for exactly what both protocols serve (model repository, shared
+# memory, sequences, trace and logging are not served).
+SERVER_EXTENSIONS = ["binary_tensor_data", "classification", "model_configuration", "statistics"]
 FLOAT_INPUTS = ("FP32", "FP16", "FP64")
 PIXEL_INPUTS = ("UINT8",)
 # Ids for requests that bring none: unique within this server process, cheap to make.

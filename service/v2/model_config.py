@@ -11,23 +11,19 @@ from typing import Any
 
 from service.repository import ModelHandle
 
-# blockserve format -> Triton (platform, backend).
-TRITON_BACKENDS = {
-    "onnx": ("onnxruntime_onnx", "onnxruntime"),
-    "torchscript": ("pytorch_libtorch", "pytorch"),
-}
+# Triton's backend of each platform (`service.repository.PLATFORMS` names them).
+BACKENDS = {"onnxruntime_onnx": "onnxruntime", "pytorch_libtorch": "pytorch"}
 
 
 def model_config(handle: ModelHandle) -> dict[str, Any]:
     """The model's configuration; `ModelNotReady` (503) until it is loaded."""
     loaded = handle.ready()
     config = handle.config
-    platform, backend = TRITON_BACKENDS[config.format]
     on_gpu = loaded.device.startswith("cuda")
     return {
         "name": handle.name,
-        "platform": platform,
-        "backend": backend,
+        "platform": handle.platform,
+        "backend": BACKENDS[handle.platform],
         "version_policy": {"latest": {"num_versions": 1}},
         "max_batch_size": config.batching.max_batch_size,
         "input": [

@@ -6,6 +6,7 @@ Every error is an `InvalidInput` naming the tensor (REST 400, gRPC INVALID_ARGUM
 from __future__ import annotations
 
 import math
+import struct
 from typing import Any
 
 import numpy as np
@@ -43,6 +44,7 @@ GRPC_CONTENTS_FIELDS: dict[str, str] = {
     "BYTES": "bytes_contents",
 }
 _NAMES = {dtype: name for name, dtype in DATATYPES.items()}
+_LENGTH = struct.Struct("<I")  # the length before each BYTES element in raw data
 
 
 def numpy_dtype(datatype: str) -> np.dtype:
@@ -143,23 +145,27 @@ def check_int_range(name: str, datatype: str, values: np.ndarray) -> None:
 
 def check_float_range(name: str, datatype: str, values: np.ndarray) -> None:
     """`InvalidInput` unless finite `values` (decoded in a wider type, e.g. from JSON) stay
-    finite in the float `datatype`; other datatypes pass."""
+    finite in the float `datatype`; NaN and infinities pass as they are, as do other
+    datatypes."""
     dtype = numpy_dtype(datatype)
     if not values.size or dtype.kind != "f" or dtype.itemsize >= values.dtype.itemsize:
         return
-    peak, largest = np.abs(values).max(), np.finfo(dtype).max
+    magnitudes = np.abs(values)
+    peak = magnitudes[np.isfinite(magnitudes)].max(initial=0)
+    largest = np.finfo(dtype).max
     if peak > largest:
         raise InvalidInput(
             f"input {name!r}: values up to {peak:g} overflow {datatype} (largest {largest:g})"
         )
 
 
-def tensor_from_raw(name: str, datatype: str, shape: Any, raw: bytes) -> np.ndarray:
-    """A binary tensor (gRPC `raw_input_contents`): little-endian, row-major."""
+def tensor_from_raw(name: str, datatype: str, shape: Any, raw: bytes | memoryview) -> np.ndarray:
+    """A binary tensor (gRPC raw contents, REST binary data): little-endian, row-major; a
+    BYTES element is its length as a 4-byte little-endian unsigned integer, then its bytes."""
     dtype = numpy_dtype(datatype)
     shape = check_shape(name, shape)
     if datatype == "BYTES":
-        raise InvalidInput(f"input {name!r}: raw BYTES tensors are not supported")
+        return _bytes_from_raw(name, shape, raw)
     expected = math.prod(shape) * dtype.itemsize
     if len(raw) != expected:
         raise InvalidInput(
@@ -172,6 +178,38 @@ def tensor_from_raw(name: str, datatype: str, shape: Any, raw: bytes) -> np.ndar
     )
 
 
+def _bytes_from_raw(name: str, shape: tuple[int, ...], raw: bytes | memoryview) -> np.ndarray:
+    count = math.prod(shape)
+    view, offset = memoryview(raw), 0
+    if count * _LENGTH.size > len(view):  # checked before allocating `count` elements
+        raise InvalidInput(
+            f"input {name!r}: shape {list(shape)} of BYTES needs at least {count * _LENGTH.size} "
+            f"bytes (a length per element), got {len(view)}"
+        )
+    elements = np.empty(count, dtype=object)
+    for index in range(count):
+        if offset + _LENGTH.size > len(view):
+            raise InvalidInput(
+                f"input {name!r}: BYTES data ends before element {index} of {count} "
+                f"(shape {list(shape)})"
+            )
+        (length,) = _LENGTH.unpack_from(view, offset)
+        offset += _LENGTH.size
+        if offset + length > len(view):
+            raise InvalidInput(
+                f"input {name!r}: BYTES element {index} declares {length} bytes, "
+                f"{len(view) - offset} remain"
+            )
+        elements[index] = bytes(view[offset : offset + length])
+        offset += length
+    if offset != len(view):
+        raise InvalidInput(
+            f"input {name!r}: {len(view) - offset} bytes follow the {count} BYTES elements of "
+            f"shape {list(shape)}"
+        )
+    return elements.reshape(shape)
+
+
 def tensor_to_data(array: np.ndarray) -> list:
     """Row-major flat JSON data."""
     if array.dtype == object:
@@ -180,5 +218,9 @@ def tensor_to_data(array: np.ndarray) -> list:
 
 
 def tensor_to_raw(array: np.ndarray) -> bytes:
-    """Little-endian row-major bytes."""
+    """Little-endian row-major bytes; BYTES (object) elements each as a 4-byte little-endian
+    length, then the bytes (str encoded as UTF-8)."""
+    if array.dtype == object:
+        elements = [v.encode() if isinstance(v, str) else v for v in array.flat]
+        return b"".join(part for v in elements for part in (_LENGTH.pack(len(v)), v))
     return np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()

@@ -11,7 +11,7 @@ from grpc_harness import GatedRuntime, Serving, fake_loader, free_port, reposito
 
 from service.config import GrpcConfig, ServerConfig
 from service.grpc import start_grpc_server, stop_grpc_server
-from service.grpc.generated.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
+from service.grpc.generated.grpc_service_pb2_grpc import GRPCInferenceServiceStub
 from service.metrics import Metrics
 from service.offload import Offloader
 from service.repository import ModelRepository

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from service.config import BatchingConfig, ModelConfig, RepositoryConfig, ServerConfig
-from service.grpc.generated import grpc_predict_v2_pb2 as pb
-from service.grpc.generated.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
+from service.grpc.generated import grpc_service_pb2 as pb
+from service.grpc.generated.grpc_service_pb2_grpc import GRPCInferenceServiceStub
 from service.imaging import Preprocess
 from service.metrics import Metrics
 from service.offload import Offloader

@@ -20,8 +20,8 @@ from grpc_harness import (
 )
 
 from service.app import create_app
-from service.grpc.generated import grpc_predict_v2_pb2 as pb
-from service.grpc.generated.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
+from service.grpc.generated import grpc_service_pb2 as pb
+from service.grpc.generated.grpc_service_pb2_grpc import GRPCInferenceServiceStub
 
 DIGIT_SHAPE = (1, 8, 8)  # resnet_digits, the model the REST test fakes describe
 

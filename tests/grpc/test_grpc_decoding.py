@@ -36,8 +36,8 @@ from service.config import (
     ServerConfig,
 )
 from service.grpc import servicer as servicer_module
-from service.grpc.generated import grpc_predict_v2_pb2 as pb
-from service.grpc.generated.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
+from service.grpc.generated import grpc_service_pb2 as pb
+from service.grpc.generated.grpc_service_pb2_grpc import GRPCInferenceServiceStub
 
 LARGE_SHAPE = (3, 512, 512)  # 3 MiB of float32 per image
 LARGE_IMAGES = 6  # 18 MiB of fp32_contents per request

@@ -13,8 +13,8 @@ from grpc_harness import free_port
 from models import create_model
 from service.config import GrpcConfig, ServerConfig, parse_config
 from service.grpc import start_grpc_server, stop_grpc_server
-from service.grpc.generated import grpc_predict_v2_pb2 as pb
-from service.grpc.generated.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
+from service.grpc.generated import grpc_service_pb2 as pb
+from service.grpc.generated.grpc_service_pb2_grpc import GRPCInferenceServiceStub
 from service.metrics import Metrics
 from service.offload import Offloader
 from service.repository import ModelRepository, ModelState

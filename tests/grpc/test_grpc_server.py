@@ -23,7 +23,7 @@ from grpc_harness import (
 
 from service.config import GrpcConfig, ServerConfig
 from service.grpc import start_grpc_server, stop_grpc_server
-from service.grpc.generated import grpc_predict_v2_pb2 as pb
+from service.grpc.generated import grpc_service_pb2 as pb
 
 
 async def occupy_runtime(serving: Serving) -> asyncio.Task:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from service.grpc import InferenceServicer
-from service.grpc.generated import grpc_predict_v2_pb2 as pb
+from service.grpc.generated import grpc_service_pb2 as pb
 
 
 class Aborted(Exception):

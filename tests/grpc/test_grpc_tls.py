@@ -12,8 +12,8 @@ from grpc_harness import free_port
 
 from service.config import GrpcConfig, ServerConfig, TlsConfig
 from service.grpc import start_grpc_server, stop_grpc_server
-from service.grpc.generated import grpc_predict_v2_pb2 as pb
-from service.grpc.generated.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
+from service.grpc.generated import grpc_service_pb2 as pb
+from service.grpc.generated.grpc_service_pb2_grpc import GRPCInferenceServiceStub
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI")
 

@@ -11,8 +11,8 @@ import pytest
 from container_metrics import counter
 
 from models.digits import load_digits_split, to_model_input
-from service.grpc.generated import grpc_predict_v2_pb2 as pb
-from service.grpc.generated.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
+from service.grpc.generated import grpc_service_pb2 as pb
+from service.grpc.generated.grpc_service_pb2_grpc import GRPCInferenceServiceStub
 
 RPC_TIMEOUT_S = 30.0
 

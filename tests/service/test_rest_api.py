@@ -163,6 +163,8 @@ async def test_readiness_waits_for_the_default_model(config, runtime):
         live = await client.get("/health/live")
         loading = await client.get("/health/ready")
         v2_loading = await client.get("/v2/health/ready")
+        model_loading = await client.get("/v2/models/digits/ready")
+        config_loading = await client.get("/v2/models/digits/config")
         predict_loading = await client.post("/predict", content=DIGIT, headers=PNG)
         gate.set()
         await serving.repository.wait_loaded()
@@ -171,10 +173,13 @@ async def test_readiness_waits_for_the_default_model(config, runtime):
 
     assert live.status_code == 200
     assert loading.status_code == 503 and loading.json()["state"] == "LOADING"
-    assert v2_loading.status_code == 400
+    assert v2_loading.status_code == 400 and v2_loading.json() == {"ready": False}
+    assert model_loading.status_code == 400
+    assert model_loading.json() == {"name": "digits", "ready": False}
+    assert config_loading.status_code == 503 and "LOADING" in config_loading.json()["error"]
     assert predict_loading.status_code == 503 and "LOADING" in predict_loading.json()["error"]
     assert ready.status_code == 200 and ready.json()["status"] == "ready"
-    assert v2_ready.status_code == 200
+    assert v2_ready.status_code == 200 and v2_ready.json() == {"ready": True}
 
 
 async def test_failed_model_is_reported_with_its_reason_and_the_others_still_serve(
@@ -194,7 +199,7 @@ async def test_failed_model_is_reported_with_its_reason_and_the_others_still_ser
         "digits": ("READY", None),
         "broken": ("FAILED", "RuntimeError while loading (see the server log)"),
     }
-    assert ready.status_code == 400
+    assert ready.status_code == 400 and ready.json() == {"name": "broken", "ready": False}
     assert predict.status_code == 503
     assert predict.json()["error"] == (
         "model 'broken' is not ready (FAILED): RuntimeError while loading (see the server log)"

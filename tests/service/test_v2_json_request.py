@@ -1,5 +1,6 @@
 """Parsing a V2 JSON infer request: the envelope, the declared-size limit, numeric data parsed
-in bounded memory from large bodies, and non-finite values."""
+in bounded memory from large bodies, non-finite values (NaN, Infinity, -Infinity tokens), and
+the requested outputs' parameters."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 from service.errors import InvalidInput, PayloadTooLarge
 from service.v2 import (
     InputTensor,
+    OutputRequest,
     RequestedOutput,
     model_input,
     numpy_dtype,
@@ -50,6 +52,10 @@ def test_a_request_parses_to_its_fields_ignoring_unknown_keys():
         RequestedOutput("logits", {"top_k": 2}),
         RequestedOutput("probs", {}),
     ]
+    assert [output.request for output in request.outputs] == [
+        OutputRequest("logits"),
+        OutputRequest("probs"),
+    ]
     assert (parse({"inputs": [INPUT]}).id, parse({"inputs": [INPUT]}).outputs) == (None, [])
 
 
@@ -58,8 +64,12 @@ def test_a_request_parses_to_its_fields_ignoring_unknown_keys():
     [
         (b'{"inputs": [', "body is not valid JSON: "),
         (
-            b'{"inputs": [{"name": "input", "shape": [1], "datatype": "FP32", "data": [NaN]}]}',
+            b'{"inputs": [{"name": "input", "shape": [1], "datatype": "FP32", "data": [nan]}]}',
             "body is not valid JSON: ",
+        ),
+        (
+            b'{"inputs": [{"name": "input", "shape": [1], "datatype": "INT32", "data": [NaN]}]}',
+            "input 'input': INT32 data must be integers, got float64",
         ),
         (b"[1, 2]", "invalid inference request: body: Input should be a valid dictionary"),
         ({"id": "x"}, "invalid inference request: inputs: Field required"),
@@ -93,7 +103,19 @@ def test_a_request_parses_to_its_fields_ignoring_unknown_keys():
         ),
         (
             {"inputs": [{**INPUT, "parameters": {"binary_data_size": 8}}]},
-            "input 'input': binary tensor data is not supported",
+            "input 'input': has both binary_data_size and data",
+        ),
+        (
+            {"inputs": [{"name": "b", "shape": [2], "datatype": "FP32"}]},
+            "inputs[0].data: Field required",
+        ),
+        (
+            {"inputs": [{"name": "b", "shape": [2], "datatype": "FP32", "parameters": {}}]},
+            "inputs[0].data: Field required",
+        ),
+        (
+            {"inputs": [{**INPUT, "outputs": 1}], "parameters": {"binary_data_output": 1}},
+            "parameters.binary_data_output: Input should be a valid boolean",
         ),
         (
             {"inputs": [INPUT], "id": 7},
@@ -106,6 +128,22 @@ def test_a_request_parses_to_its_fields_ignoring_unknown_keys():
             "outputs[0]: Input should be a valid dictionary",
         ),
         ({"inputs": [INPUT], "outputs": [{}]}, "outputs[0].name: Field required"),
+        (
+            {"inputs": [INPUT], "outputs": [{"name": "o", "parameters": {"classification": 0}}]},
+            "output 'o': classification must be a positive integer",
+        ),
+        (
+            {"inputs": [INPUT], "outputs": [{"name": "o", "parameters": {"classification": "3"}}]},
+            "output 'o': classification must be a positive integer",
+        ),
+        (
+            {"inputs": [INPUT], "outputs": [{"name": "o", "parameters": {"classification": True}}]},
+            "output 'o': classification must be a positive integer",
+        ),
+        (
+            {"inputs": [INPUT], "outputs": [{"name": "o", "parameters": {"binary_data": 1}}]},
+            "output 'o': binary_data must be true or false, got 1",
+        ),
         (
             {"inputs": [{**INPUT, "data": [1]}]},
             "input 'input': shape [1, 2] needs 2 values, data has 1",
@@ -346,13 +384,41 @@ def test_fp64_values_beyond_float32_are_refused_naming_the_tensor():
         model_input(DIGITS, [tensor])
 
 
-@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 @pytest.mark.parametrize("datatype", ["FP16", "FP32", "FP64"])
-def test_raw_nan_or_infinite_values_are_refused_naming_the_tensor(datatype, bad):
-    values = np.array([0.5, bad, 2, 3], numpy_dtype(datatype))
+def test_raw_nan_and_infinite_values_reach_the_model_as_sent(datatype):
+    values = np.array([0.5, np.nan, np.inf, -np.inf], numpy_dtype(datatype))
     array = tensor_from_raw("input", datatype, [1, 1, 2, 2], values.tobytes())
-    with pytest.raises(InvalidInput, match="input 'input': holds NaN or infinite values"):
-        model_input(DIGITS, [InputTensor("input", datatype, array)])
+    batch = model_input(DIGITS, [InputTensor("input", datatype, array)])
+    np.testing.assert_array_equal(batch.ravel(), values.astype(np.float32))
+
+
+@pytest.mark.parametrize("large", [False, True], ids=["small body", "large body"])
+@pytest.mark.parametrize("datatype", ["FP16", "FP32", "FP64"])
+def test_nan_and_infinity_tokens_are_float_values_on_both_routes(datatype, large):
+    width = ROWS[large] * 20
+    first = ",".join(["0.5"] * width)
+    second = ",".join(["0.5"] * (width - 4) + ["NaN", "Infinity", "-Infinity", "-2"])
+    body = raw_body([2, width], f"[[{first}], [{second}]]", datatype)
+    assert (len(body) > SCAN_ABOVE_BYTES) is large
+    array = parse(body).inputs[0].array
+    assert array.dtype == numpy_dtype(datatype) and array.shape == (2, width)
+    expected = np.array([0.5, np.nan, np.inf, -np.inf, -2], numpy_dtype(datatype))
+    np.testing.assert_array_equal(array[1, -5:], expected)
+
+
+@pytest.mark.parametrize("large", [False, True], ids=["small body", "large body"])
+@pytest.mark.parametrize("token", ["nan", "-NaN", "+Infinity", "Infinit", "NaNNaN", "inf"])
+def test_other_spellings_of_non_finite_values_are_not_valid_json(token, large):
+    padding = ["0"] * (SCAN_ABOVE_BYTES // 2 if large else 1)
+    body = raw_body([len(padding) + 3], f"[{','.join(padding)},{token},1,2]")
+    with pytest.raises(InvalidInput, match="body is not valid JSON"):
+        parse(body)
+
+
+def test_nan_tokens_in_a_large_body_outside_numeric_data_are_not_valid_json():
+    body = numbers_body([2], [1, 2], id="x" * SCAN_ABOVE_BYTES).replace(b'"x', b'NaN, "x', 1)
+    with pytest.raises(InvalidInput, match="body is not valid JSON"):
+        parse(body)
 
 
 def test_finite_float_inputs_become_the_float32_batch():

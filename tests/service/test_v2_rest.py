@@ -21,18 +21,22 @@ def config(tmp_path):
     return repository_config(tmp_path, {})
 
 
-async def test_server_metadata_and_health(config, runtime):
+async def test_server_metadata_and_health_answer_with_bodies(config, runtime):
     async with in_process(config, fake_loader(runtime)) as (client, _):
         metadata = await client.get("/v2")
+        slash = await client.get("/v2/")
         live = await client.get("/v2/health/live")
         ready = await client.get("/v2/health/ready")
 
     assert metadata.json() == {
         "name": "blockserve",
         "version": metadata.json()["version"],
-        "extensions": [],
+        # exactly what is served, in Triton's names
+        "extensions": ["binary_tensor_data", "classification", "model_configuration", "statistics"],
     }
-    assert live.status_code == 200 and ready.status_code == 200
+    assert slash.status_code == 200 and slash.json() == metadata.json()  # no redirect
+    assert live.status_code == 200 and live.json() == {"live": True}
+    assert ready.status_code == 200 and ready.json() == {"ready": True}
 
 
 @pytest.mark.parametrize("path", ["/v2/models/digits", "/v2/models/digits/versions/1"])
@@ -49,17 +53,73 @@ async def test_model_metadata_has_a_dynamic_batch_dimension(config, runtime, pat
     assert metadata["parameters"]["trained"] is False
 
 
-async def test_model_ready_by_status_code(config, runtime):
+async def test_model_ready_by_status_code_and_body(config, runtime):
     async with in_process(config, fake_loader(runtime)) as (client, _):
         ready = await client.get("/v2/models/digits/ready")
         versioned = await client.get("/v2/models/digits/versions/1/ready")
         unknown = await client.get("/v2/models/nope/ready")
         bad_version = await client.get("/v2/models/digits/versions/7/ready")
 
-    assert ready.status_code == 200 and versioned.status_code == 200
+    assert ready.status_code == 200 and ready.json() == {"name": "digits", "ready": True}
+    assert versioned.status_code == 200 and versioned.json() == ready.json()
     assert unknown.status_code == 404 and "available models: 'digits'" in unknown.json()["error"]
     assert bad_version.status_code == 404
     assert bad_version.json()["error"] == "model 'digits' has no version '7'; versions: 1"
+
+
+@pytest.mark.parametrize(
+    "path", ["/v2/models/digits/config", "/v2/models/digits/versions/1/config"]
+)
+async def test_model_config_in_tritons_schema(config, runtime, path):
+    async with in_process(config, fake_loader(runtime)) as (client, _):
+        response = await client.get(path)
+
+    assert response.status_code == 200
+    model = response.json()
+    assert model["name"] == "digits" and model["platform"] == "onnxruntime_onnx"
+    assert model["max_batch_size"] == config.models[0].batching.max_batch_size
+    assert model["input"] == [
+        {"name": "input", "data_type": "TYPE_FP32", "format": "FORMAT_NCHW", "dims": [1, 8, 8]}
+    ]
+    assert model["output"] == [{"name": "logits", "data_type": "TYPE_FP32", "dims": [10]}]
+
+
+@pytest.mark.parametrize("suffix", ["/config", "/stats", ""], ids=["config", "stats", "metadata"])
+async def test_model_routes_answer_404_for_an_unknown_model_or_version(config, runtime, suffix):
+    async with in_process(config, fake_loader(runtime)) as (client, _):
+        unknown = await client.get(f"/v2/models/nope{suffix}")
+        bad_version = await client.get(f"/v2/models/digits/versions/7{suffix}")
+
+    assert unknown.status_code == 404 and "unknown model 'nope'" in unknown.json()["error"]
+    assert bad_version.status_code == 404
+    assert bad_version.json()["error"] == "model 'digits' has no version '7'; versions: 1"
+
+
+async def test_statistics_count_the_inferences_per_model_and_version(config, runtime):
+    async with in_process(config, fake_loader(runtime)) as (client, _):
+        infer = await client.post("/v2/models/digits/infer", json={"inputs": [INPUT]})
+        every = await client.get("/v2/models/stats")
+        model = await client.get("/v2/models/digits/stats")
+        versioned = await client.get("/v2/models/digits/versions/1/stats")
+
+    assert infer.status_code == 200
+    (stats,) = every.json()["model_stats"]
+    assert stats["name"] == "digits" and stats["version"] == "1"
+    assert stats["inference_count"] == 1 and stats["execution_count"] == 1
+    assert stats["inference_stats"]["success"]["count"] == 1
+    assert model.json() == versioned.json() == every.json()
+
+
+async def test_models_stats_is_every_models_statistics_even_beside_a_model_named_stats(
+    tmp_path, runtime
+):
+    config = repository_config(tmp_path, {}, {"name": "stats"})
+    async with in_process(config, fake_loader(runtime)) as (client, _):
+        every = await client.get("/v2/models/stats")
+        named = await client.get("/v2/models/stats/versions/1")
+
+    assert [stats["name"] for stats in every.json()["model_stats"]] == ["digits", "stats"]
+    assert named.status_code == 200 and named.json()["name"] == "stats"
 
 
 async def test_infer_flat_fp32_answers_outputs_and_echoes_the_id(config, runtime):

@@ -76,6 +76,58 @@ def test_raw_bytes_are_little_endian_row_major():
         tensor_from_raw("x", "FP32", [2, 3], raw[:20])
 
 
+def test_raw_bytes_views_the_buffer_without_copying():
+    body = bytearray(np.arange(4, dtype="<f4").tobytes())
+    array = tensor_from_raw("x", "FP32", [1, 4], memoryview(body))
+    body[:4] = np.float32(9).tobytes()
+    assert array[0, 0] == 9
+
+
+def bytes_elements(*elements: bytes) -> bytes:
+    return b"".join(len(v).to_bytes(4, "little") + v for v in elements)
+
+
+def test_raw_bytes_tensors_are_length_prefixed_elements_in_row_major_order():
+    raw = bytes_elements(b"0.9:3:cat", b"", "é".encode(), b"\x00\xff")
+    array = tensor_from_raw("labels", "BYTES", [2, 2], raw)
+    assert array.dtype == object and array.shape == (2, 2)
+    assert array.tolist() == [[b"0.9:3:cat", b""], ["é".encode(), b"\x00\xff"]]
+    assert tensor_to_raw(array) == raw
+    assert tensor_to_raw(np.array(["é", "ab"], dtype=object)) == bytes_elements("é".encode(), b"ab")
+    assert tensor_from_raw("labels", "BYTES", [0], b"").shape == (0,)
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (bytes_elements(b"abcd"), "input 'labels': BYTES data ends before element 1 of 2"),
+        (bytes_elements(b"abcd") + b"\x05\x00", "BYTES data ends before element 1 of 2"),
+        (b"\0" * 7, "shape [2] of BYTES needs at least 8 bytes (a length per element), got 7"),
+        (
+            bytes_elements(b"a") + (9).to_bytes(4, "little") + b"abc",
+            "input 'labels': BYTES element 1 declares 9 bytes, 3 remain",
+        ),
+        (
+            bytes_elements(b"a", b"b", b"c"),
+            "input 'labels': 5 bytes follow the 2 BYTES elements of shape [2]",
+        ),
+    ],
+)
+def test_raw_bytes_tensors_that_do_not_fill_the_shape_are_refused(raw, message):
+    with pytest.raises(InvalidInput) as error:
+        tensor_from_raw("labels", "BYTES", [2], raw)
+    assert message in str(error.value)
+
+
+@pytest.mark.parametrize("datatype", ["FP16", "FP32"])
+def test_non_finite_json_values_pass_the_float_range_check(datatype):
+    values = [np.nan, np.inf, -np.inf, 1.0]
+    array = tensor_from_data("x", datatype, [4], values)
+    np.testing.assert_array_equal(array, np.array(values, numpy_dtype(datatype)))
+    with pytest.raises(InvalidInput, match=f"values up to 1e\\+300 overflow {datatype}"):
+        tensor_from_data("x", datatype, [5], [*values, 1e300])
+
+
 def test_datatype_names_round_trip_and_map_to_grpc_contents():
     for name in ("BOOL", "UINT8", "INT32", "INT64", "FP32", "FP64"):
         assert datatype_of(np.zeros(1, numpy_dtype(name))) == name
