@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from service_fakes import FakeRuntime, repository_config
 
 from service.metrics import Metrics
 
@@ -14,6 +15,18 @@ from service.metrics import Metrics
 @pytest.fixture
 def metrics() -> Metrics:
     return Metrics()
+
+
+@pytest.fixture
+def runtime() -> FakeRuntime:
+    """A fake runtime with the digits model's ten classes."""
+    return FakeRuntime(num_classes=10)
+
+
+@pytest.fixture
+def config(tmp_path):
+    """A repository serving one digits-shaped model (gRPC off)."""
+    return repository_config(tmp_path, {})
 
 
 DIGITS_SEED = 0

@@ -10,7 +10,7 @@ import zlib
 import numpy as np
 import orjson
 import pytest
-from service_fakes import FakeRuntime, fake_loader, in_process, png_bytes, repository_config
+from service_fakes import fake_loader, in_process, png_bytes, repository_config
 
 from service.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
 from service.http import compression
@@ -82,16 +82,6 @@ def test_broken_compressed_bodies_are_invalid_input(coding):
 )
 def test_the_answer_takes_the_clients_preferred_coding(header, coding):
     assert compression.response_coding(header) == coding
-
-
-@pytest.fixture
-def runtime() -> FakeRuntime:
-    return FakeRuntime(num_classes=10)
-
-
-@pytest.fixture
-def config(tmp_path):
-    return repository_config(tmp_path, {})
 
 
 @pytest.mark.parametrize("coding", ["gzip", "deflate"])

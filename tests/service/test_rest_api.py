@@ -28,11 +28,6 @@ async def queued(serving, images: int, model: str = "digits") -> None:
 
 
 @pytest.fixture
-def runtime() -> FakeRuntime:
-    return FakeRuntime(num_classes=10)
-
-
-@pytest.fixture
 def config(tmp_path):
     return repository_config(tmp_path, {"labels": [str(i) for i in range(10)], "top_k": 3})
 

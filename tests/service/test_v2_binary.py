@@ -12,16 +12,6 @@ INFER = "/v2/models/digits/infer"
 PIXELS = np.arange(64, dtype=np.float32).reshape(1, 1, 8, 8) / 64
 
 
-@pytest.fixture
-def runtime() -> FakeRuntime:
-    return FakeRuntime(num_classes=10)
-
-
-@pytest.fixture
-def config(tmp_path):
-    return repository_config(tmp_path, {})
-
-
 def binary_input(array: np.ndarray, datatype: str = "FP32", name: str = "input") -> dict:
     size = array.nbytes
     return {"name": name, "shape": list(array.shape), "datatype": datatype,

@@ -11,16 +11,6 @@ from service_fakes import FakeRuntime, fake_loader, in_process, metric, png_byte
 INPUT = {"name": "input", "shape": [1, 1, 8, 8], "datatype": "FP32", "data": [0.25] * 64}
 
 
-@pytest.fixture
-def runtime() -> FakeRuntime:
-    return FakeRuntime(num_classes=10)
-
-
-@pytest.fixture
-def config(tmp_path):
-    return repository_config(tmp_path, {})
-
-
 async def test_server_metadata_and_health_answer_with_bodies(config, runtime):
     async with in_process(config, fake_loader(runtime)) as (client, _):
         metadata = await client.get("/v2")
