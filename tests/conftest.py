@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import sys
 from pathlib import Path
@@ -30,3 +31,23 @@ def load_module():
         return sys.modules[name]
 
     return load
+
+
+DIGITS_SEED = 0
+
+
+@pytest.fixture(scope="session")
+def digits_weights(request, tmp_path_factory) -> Path:
+    """`resnet_digits` trained once (seed 0), cached across sessions by the pytest cache,
+    keyed by the seed, the trainer's source and the torch version."""
+    from models import digits
+
+    source = Path(digits.__file__).read_bytes() + torch.__version__.encode()
+    key = hashlib.sha256(source).hexdigest()[:12]
+    name = f"blockserve-digits-seed{DIGITS_SEED}-{key}"
+    cache = getattr(request.config, "cache", None)
+    directory = cache.mkdir(name) if cache is not None else tmp_path_factory.mktemp(name)
+    weights = Path(directory) / "digits.safetensors"
+    if not weights.exists():
+        digits.train_digits(weights, digits.TrainConfig(seed=DIGITS_SEED))
+    return weights

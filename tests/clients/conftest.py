@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 import yaml
 
-from models.recipes import ensure_weights
 from service.config import parse_config
 from service.repository import load_model
 
@@ -62,16 +61,14 @@ def server_process(load_module) -> ModuleType:
 
 
 @pytest.fixture(scope="session")
-def serving_config(request, server_process, tmp_path_factory) -> dict[str, Any]:
-    """models.yaml content: the digits model (trained once, kept in the pytest cache), gRPC on."""
-    cache = Path(request.config.cache.mkdir("blockserve-clients-digits"))
-    weights = ensure_weights("digits", "resnet_digits", cache / "digits.safetensors", print)
+def serving_config(digits_weights, server_process, tmp_path_factory) -> dict[str, Any]:
+    """models.yaml content: the trained digits model (tests/conftest.py), gRPC on."""
     return {
         "server": {
             "cache_dir": str(tmp_path_factory.mktemp("client-bundles")),
             "grpc": {"enabled": True, "port": server_process.free_port()},
         },
-        "models": [{"name": "digits", "arch": "resnet_digits", "weights": str(weights)}],
+        "models": [{"name": "digits", "arch": "resnet_digits", "weights": str(digits_weights)}],
     }
 
 
