@@ -121,8 +121,42 @@ class OrtConfig(_Strict):
     allow_spinning: bool = False
 
 
+class VersionPolicy(_Strict):
+    """Which versions of a model are served (Triton's `version_policy`): the `latest` N
+    version numbers (default 1), `all`, or the `specific` ones listed. A version that becomes
+    READY unloads the versions the policy no longer selects; the highest READY version answers
+    requests that name none."""
+
+    latest: PositiveInt | None = None
+    all: bool = False
+    specific: list[PositiveInt] | None = None
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> VersionPolicy:
+        rules = [self.latest is not None, self.all, self.specific is not None]
+        if sum(rules) > 1:
+            raise ValueError("set one of latest, all, specific")
+        return self
+
+    def selects(self, versions: list[int]) -> set[int]:
+        """The versions of `versions` this policy serves."""
+        if self.all:
+            return set(versions)
+        if self.specific is not None:
+            return set(versions) & set(self.specific)
+        return set(sorted(versions)[-(self.latest or 1) :])
+
+    def admits(self, version: int) -> bool:
+        """Whether `version` may be loaded at all (`specific` lists the only ones)."""
+        return self.specific is None or version in self.specific
+
+
 class ModelConfig(_Strict):
     name: Annotated[str, Field(pattern=MODEL_NAME_PATTERN)]
+    # The version this entry serves; unset: 1 in a config file, the next free number when
+    # loaded through the management API.
+    version: PositiveInt | None = None
+    version_policy: VersionPolicy = Field(default_factory=VersionPolicy)
     arch: str
     overrides: dict[str, Any] = Field(default_factory=dict)
     weights: Path | None = None  # absent: random init, flagged untrained everywhere
@@ -272,9 +306,10 @@ class RepositoryConfig(_Strict):
     @model_validator(mode="after")
     def _check_names(self) -> RepositoryConfig:
         names = [model.name for model in self.models]
-        duplicates = sorted({name for name in names if names.count(name) > 1})
+        keys = [(model.name, model.version or 1) for model in self.models]
+        duplicates = sorted({f"{n} version {v}" for n, v in keys if keys.count((n, v)) > 1})
         if duplicates:
-            raise ValueError(f"duplicate model names: {', '.join(duplicates)}")
+            raise ValueError(f"duplicate model versions: {', '.join(duplicates)}")
         default = self.server.default_model
         if default is not None and default not in names:
             raise ValueError(f"server.default_model {default!r} is not one of the models {names}")
@@ -285,7 +320,11 @@ class RepositoryConfig(_Strict):
         return self.server.default_model or self.models[0].name
 
     def model(self, name: str) -> ModelConfig:
-        return next(model for model in self.models if model.name == name)
+        """The entry of model `name` with the highest version."""
+        return max(
+            (model for model in self.models if model.name == name),
+            key=lambda model: model.version or 1,
+        )
 
 
 def parse_config(data: Any, *, source: Path | None = None) -> RepositoryConfig:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
+import gc
 import logging
 import sys
 
@@ -19,19 +21,36 @@ M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
 MMAP_THRESHOLD_BYTES = 128 * 1024  # glibc's initial value, kept fixed
 
 
-def return_large_buffers_to_the_os() -> bool:
-    """Fix glibc's mmap threshold (Linux with glibc; elsewhere nothing). True when set."""
+@functools.cache
+def _glibc() -> ctypes.CDLL | None:
+    """glibc, or None elsewhere (not Linux, or a libc without mallopt such as musl)."""
     if not sys.platform.startswith("linux"):
-        return False
+        return None
     name = ctypes.util.find_library("c")
     if name is None:
-        return False
+        return None
     try:
         libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # not glibc (e.g. musl has no mallopt)
+    except OSError:
+        return None
+    return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
+
+
+def return_large_buffers_to_the_os() -> bool:
+    """Fix glibc's mmap threshold (Linux with glibc; elsewhere nothing). True when set."""
+    libc = _glibc()
+    if libc is None:
         return False
-    if not mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES):
+    if not libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES):
         log.warning("mallopt(M_MMAP_THRESHOLD) refused; freed request memory may stay resident")
         return False
     return True
+
+
+def release_free_memory() -> None:
+    """After a model is unloaded: collect its cycles and give the heap's free pages back to
+    the OS (glibc's `malloc_trim`), so the process's RSS falls back."""
+    gc.collect()
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)

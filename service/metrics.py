@@ -19,7 +19,7 @@ from prometheus_client import (
 from service.batcher import BatchRun
 from service.statistics import ModelStatistics, Statistics
 
-MODEL_STATES = ("LOADING", "READY", "FAILED")
+MODEL_STATES = ("LOADING", "READY", "FAILED", "UNLOADING", "UNAVAILABLE")
 LATENCY_BUCKETS = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 )  # fmt: skip
@@ -35,66 +35,70 @@ class Metrics:
         self.statistics = Statistics()
         self.requests = Counter(
             "blockserve_requests",
-            "Inference requests answered, by model, status and protocol.",
-            ["model", "status", "protocol"],
+            "Inference requests answered, by model, version, status and protocol.",
+            ["model", "version", "status", "protocol"],
             registry=self.registry,
         )
         self.queue_seconds = Histogram(
             "blockserve_queue_seconds",
             "Per request: time from entering the queue to the start of its first batch.",
-            ["model"],
+            ["model", "version"],
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
         self.compute_seconds = Histogram(
             "blockserve_compute_seconds",
             "Per batch: time the runtime spent computing it (in a worker thread).",
-            ["model"],
+            ["model", "version"],
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
         self.total_seconds = Histogram(
             "blockserve_request_seconds",
             "Per request: total time in the server, decoding included, by protocol.",
-            ["model", "protocol"],
+            ["model", "version", "protocol"],
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
         self.batch_size = Histogram(
             "blockserve_batch_size",
             "Images per dispatched batch.",
-            ["model"],
+            ["model", "version"],
             buckets=BATCH_SIZE_BUCKETS,
             registry=self.registry,
         )
         self.queue_depth = Gauge(
             "blockserve_queue_depth",
             "Images waiting in a model instance's queue.",
-            ["model", "instance"],
+            ["model", "version", "instance"],
             registry=self.registry,
         )
         self._request_children: dict[
-            tuple[str, str, str], tuple[Counter, Histogram, ModelStatistics | None, bool]
+            tuple[str, str, str, str], tuple[Counter, Histogram, ModelStatistics | None, bool]
         ] = {}
         self.model_state = Enum(
             "blockserve_model_state",
-            "Model lifecycle state.",
-            ["model"],
+            "Model version lifecycle state.",
+            ["model", "version"],
             states=list(MODEL_STATES),
             registry=self.registry,
         )
 
-    def record_request(self, model: str, status: str | int, protocol: str, seconds: float) -> None:
-        """Count one answered request (children looked up once per label set); `model` is
-        empty when the request named no served model."""
-        key = (model, str(status), protocol)
+    def record_request(
+        self, model: str, version: str, status: str | int, protocol: str, seconds: float
+    ) -> None:
+        """Count one answered request (children looked up once per label set); `model` and
+        `version` are empty when the request named no served model version."""
+        key = (model, version, str(status), protocol)
         children = self._request_children.get(key)
         if children is None:
             children = self._request_children[key] = (
-                self.requests.labels(model=model, status=key[1], protocol=protocol),
-                self.total_seconds.labels(model=model, protocol=protocol),
-                self.statistics.of(model) if model else None,
-                key[1] in SUCCESS_STATUSES,
+                self.requests.labels(
+                    model=model, version=version, status=key[2], protocol=protocol
+                ),
+                self.total_seconds.labels(model=model, version=version, protocol=protocol),
+                self.statistics.of(model, version) if model and version else None,
+                key[2] in SUCCESS_STATUSES,
             )
         count, latency, statistics, ok = children
         count.inc()
@@ -102,9 +106,9 @@ class Metrics:
         if statistics is not None:
             statistics.request_answered(ok, seconds)
 
-    def batch_observer(self, model: str, instance: int) -> BatchMetrics:
-        """The metrics that a model instance's batcher events update."""
-        return BatchMetrics(self, model, instance)
+    def batch_observer(self, model: str, version: str, instance: int) -> BatchMetrics:
+        """The metrics that a model version instance's batcher events update."""
+        return BatchMetrics(self, model, version, instance)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -113,12 +117,13 @@ class Metrics:
 class BatchMetrics:
     """A `service.batcher.BatchObserver` feeding one model instance's Prometheus series."""
 
-    def __init__(self, metrics: Metrics, model: str, instance: int) -> None:
-        self._depth = metrics.queue_depth.labels(model=model, instance=str(instance))
-        self._queue_seconds = metrics.queue_seconds.labels(model=model)
-        self._batch_size = metrics.batch_size.labels(model=model)
-        self._compute_seconds = metrics.compute_seconds.labels(model=model)
-        self._statistics = metrics.statistics.of(model)
+    def __init__(self, metrics: Metrics, model: str, version: str, instance: int) -> None:
+        labels = {"model": model, "version": version}
+        self._depth = metrics.queue_depth.labels(**labels, instance=str(instance))
+        self._queue_seconds = metrics.queue_seconds.labels(**labels)
+        self._batch_size = metrics.batch_size.labels(**labels)
+        self._compute_seconds = metrics.compute_seconds.labels(**labels)
+        self._statistics = metrics.statistics.of(model, version)
 
     def queue_changed(self, depth: int) -> None:
         self._depth.set(depth)

@@ -1,9 +1,12 @@
-"""The model repository: loads every configured model concurrently and routes inference.
+"""The model repository: loads models concurrently, serves their versions, routes inference.
 
-Per model: export a bundle (cached; the exporter builds the network only on a cache miss) ->
-load one runtime per instance -> warm up -> READY, with one `Batcher` per instance. A model
-that fails is FAILED with its reason; the others still serve. Free of any web framework: REST
-and gRPC share it through `await repository.get(name).infer(batch, deadline)`.
+Per model version: export a bundle (cached; the exporter builds the network only on a cache
+miss) -> load one runtime per instance -> warm up -> READY, with one `Batcher` per instance. A
+version that fails is FAILED with its reason; everything else still serves. Models are loaded
+and unloaded at run time (`load`, `unload`): a new version loads while the old ones serve, and
+requests that name no version switch to it in one step when it is READY; an unloaded version
+answers everything queued for it before its runtimes are released. Free of any web framework:
+REST and gRPC share it through `await repository.get(name, version).infer(batch, deadline)`.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -27,10 +30,17 @@ from models.preprocessing import check_labels, served_labels
 from models.recipes import ensure_weights, recipe_for
 from models.summary import Summary
 from service.batcher import Batcher, outputs_of
-from service.config import ModelConfig, RepositoryConfig, ServerConfig
-from service.errors import InvalidInput, ModelNotFound, ModelNotReady, QueueFull
+from service.config import ModelConfig, RepositoryConfig, ServerConfig, VersionPolicy
+from service.errors import (
+    InvalidInput,
+    ModelNotFound,
+    ModelNotReady,
+    ModelVersionNotFound,
+    QueueFull,
+)
 from service.imaging import Preprocess
 from service.imaging.preprocess import export_input_size
+from service.memory import release_free_memory
 from service.metrics import Metrics
 from service.runtimes.base import Runtime
 
@@ -38,13 +48,16 @@ log = logging.getLogger(__name__)
 
 # Triton's platform names, so that its tools recognise them.
 PLATFORMS = {"onnx": "onnxruntime_onnx", "torchscript": "pytorch_libtorch"}
-MODEL_VERSION = "1"
+# Threads that may run batches at once, over every model instance (made as needed).
+MAX_INFER_THREADS = 64
 
 
 class ModelState(StrEnum):
     LOADING = "LOADING"
     READY = "READY"
     FAILED = "FAILED"
+    UNLOADING = "UNLOADING"  # answering what it holds; refuses new requests
+    UNAVAILABLE = "UNAVAILABLE"  # unloaded
 
 
 @dataclass
@@ -152,11 +165,13 @@ def _weights(config: ModelConfig, progress: Callable[[str], None]) -> Path | Non
 
 @dataclass(eq=False)
 class ModelHandle:
-    """One served model: its state, its batchers, and the shared inference entry point."""
+    """One served model version: its state, its batchers, and the shared inference entry
+    point."""
 
     config: ModelConfig
     metrics: Metrics
     retry_after_s: float
+    version: str = "1"
     state: ModelState = ModelState.LOADING
     reason: str | None = None
     loaded: LoadedModel | None = None
@@ -166,10 +181,6 @@ class ModelHandle:
     @property
     def name(self) -> str:
         return self.config.name
-
-    @property
-    def version(self) -> str:
-        return MODEL_VERSION
 
     @property
     def platform(self) -> str:
@@ -227,6 +238,7 @@ class ModelHandle:
         batching = self.config.batching
         return {
             "name": self.name,
+            "version": self.version,
             "arch": self.config.arch,
             "state": str(self.state),
             "reason": self.reason,
@@ -245,7 +257,20 @@ class ModelHandle:
 
     def set_state(self, state: ModelState, reason: str | None = None) -> None:
         self.state, self.reason = state, reason
-        self.metrics.model_state.labels(model=self.name).state(state.value)
+        self.metrics.model_state.labels(model=self.name, version=self.version).state(state.value)
+
+    def unload(self) -> Awaitable[None]:
+        """Refuse new requests from now on; the awaitable answers every queued one, then
+        lets the runtimes go."""
+        self.set_state(ModelState.UNLOADING, "unloading")
+        for batcher in self.batchers:
+            batcher.stop_accepting()
+        return self._release()
+
+    async def _release(self) -> None:
+        await asyncio.gather(*(batcher.close() for batcher in self.batchers))
+        self.batchers, self.loaded = [], None
+        self.set_state(ModelState.UNAVAILABLE, "unloaded")
 
 
 class Admission:
@@ -316,8 +341,33 @@ def _best_of(runtime: Runtime, batch: np.ndarray, runs: int = 3) -> float:
     return min(timings)
 
 
+@dataclass(eq=False)
+class ServedModel:
+    """A model name's versions (by version string) and the policy that selects them."""
+
+    name: str
+    policy: VersionPolicy
+    versions: dict[str, ModelHandle] = field(default_factory=dict)
+    last_error: str | None = None  # of the last load that failed (served versions stayed)
+
+    def ordered(self) -> list[ModelHandle]:
+        """The versions, lowest first."""
+        return sorted(self.versions.values(), key=lambda handle: int(handle.version))
+
+    def serving(self) -> ModelHandle:
+        """What a request naming no version gets: the highest READY version, else the
+        highest version (whose state then answers: LOADING, FAILED)."""
+        ordered = self.ordered()
+        ready = [handle for handle in ordered if handle.state is ModelState.READY]
+        return (ready or ordered)[-1]
+
+    def next_version(self) -> int:
+        return max((int(version) for version in self.versions), default=0) + 1
+
+
 class ModelRepository:
-    """Every configured model, loaded concurrently in threads at `start()`."""
+    """The served models and their versions: those of the config, loaded concurrently at
+    `start()`, and those loaded or unloaded at run time."""
 
     def __init__(
         self, config: RepositoryConfig, metrics: Metrics, *, loader: Loader = load_model
@@ -325,48 +375,71 @@ class ModelRepository:
         self.config = config
         self.metrics = metrics
         self._loader = loader
-        retry_after = config.server.retry_after_s
-        self._handles = {
-            entry.name: ModelHandle(entry, metrics, retry_after) for entry in config.models
-        }
-        for handle in self._handles.values():
-            handle.set_state(ModelState.LOADING)
-        workers = sum(entry.instances for entry in config.models)
-        self._infer_pool = ThreadPoolExecutor(workers, thread_name_prefix="infer")
-        self._load_pool = ThreadPoolExecutor(len(config.models), thread_name_prefix="load")
-        self._loading: list[asyncio.Task[None]] = []
+        self._models: dict[str, ServedModel] = {}
+        self._unloaded: dict[str, str] = {}  # name -> why it is no longer served
+        self._default = config.default_model
+        self._infer_pool = ThreadPoolExecutor(MAX_INFER_THREADS, thread_name_prefix="infer")
+        self._load_pool = ThreadPoolExecutor(max(2, len(config.models)), thread_name_prefix="load")
+        self._loading: set[asyncio.Task[None]] = set()
         self._closed = False
         self._draining = False
+        for entry in config.models:
+            self._add(entry.model_copy(update={"version": entry.version or 1}))
 
     @property
     def default_name(self) -> str:
-        return self.config.default_model
+        return self._default
 
     @property
     def names(self) -> list[str]:
-        return list(self._handles)
+        return list(self._models)
 
     @property
     def handles(self) -> list[ModelHandle]:
-        return list(self._handles.values())
+        """Every version of every model."""
+        return [handle for model in self._models.values() for handle in model.versions.values()]
 
-    def get(self, name: str | None = None) -> ModelHandle:
-        """The named model (the default one for None), or `ModelNotFound` listing them all."""
+    @property
+    def unloaded(self) -> dict[str, str]:
+        """Models no longer served, with the reason (Triton's index lists them)."""
+        return dict(self._unloaded)
+
+    def get(self, name: str | None = None, version: str | None = None) -> ModelHandle:
+        """The named model's `version`, or the version serving requests that name none;
+        the default model for None. `ModelNotFound` / `ModelVersionNotFound` list what
+        exists."""
         key = self.default_name if name is None else name
-        handle = self._handles.get(key)
-        if handle is None:
+        model = self._models.get(key)
+        if model is None:
             raise ModelNotFound(key, self.names)
+        if not version:
+            return model.serving()
+        handle = model.versions.get(version)
+        if handle is None:
+            raise ModelVersionNotFound(key, version, [h.version for h in model.ordered()])
         return handle
+
+    def version_names(self, name: str) -> list[str]:
+        """Model `name`'s versions, lowest first."""
+        return [handle.version for handle in self.model(name).ordered()]
+
+    def model(self, name: str) -> ServedModel:
+        """Model `name`'s versions and policy (`ModelNotFound` when it is not served)."""
+        model = self._models.get(name)
+        if model is None:
+            raise ModelNotFound(name, self.names)
+        return model
 
     @property
     def ready(self) -> bool:
-        """Readiness: not draining, and every model READY (`server.strict_readiness`), else
-        the default one."""
+        """Readiness: not draining, and every model serving a READY version
+        (`server.strict_readiness`), else the default one."""
         if self._closed or self._draining:
             return False
         if self.config.server.strict_readiness:
-            return all(handle.state is ModelState.READY for handle in self._handles.values())
-        return self.get().state is ModelState.READY
+            return all(model.serving().state is ModelState.READY for model in self._models.values())
+        default = self._models.get(self.default_name)
+        return default is not None and default.serving().state is ModelState.READY
 
     @property
     def draining(self) -> bool:
@@ -376,31 +449,129 @@ class ModelRepository:
         """The server is shutting down: readiness turns false; requests are still served."""
         self._draining = True
 
+    def set_default(self, name: str) -> None:
+        """Serve model `name` to requests that name no model (`ModelNotFound` if absent)."""
+        self.get(name)
+        self._default = name
+
     def start(self) -> None:
-        """Start loading every model concurrently; returns at once (see `wait_loaded`)."""
-        loop = asyncio.get_running_loop()
-        self._loading = [
-            loop.create_task(self._load(handle), name=f"load:{handle.name}")
-            for handle in self._handles.values()
-        ]
+        """Start loading every configured version concurrently; returns at once (see
+        `wait_loaded`)."""
+        for handle in self.handles:
+            self._spawn_load(handle)
 
     async def wait_loaded(self) -> None:
-        """Wait until every model is READY or FAILED."""
-        await asyncio.gather(*self._loading)
+        """Wait until every version being loaded is READY or FAILED."""
+        while self._loading:
+            await asyncio.gather(*self._loading, return_exceptions=True)
+
+    async def load(self, config: ModelConfig) -> ModelHandle:
+        """Load `config` as a version of its model (its `version`, else the next free
+        number) and wait until it is READY or FAILED. A version that is already served keeps
+        serving until its replacement is READY; versions the policy no longer selects are
+        then unloaded. A FAILED load leaves every served version as it was."""
+        if self._closed or self._draining:
+            raise ModelNotReady(config.name, "SHUTTING_DOWN", "the server is shutting down")
+        model = self._models.get(config.name)
+        version = config.version or (model.next_version() if model else 1)
+        if not config.version_policy.admits(version):
+            raise InvalidInput(
+                f"model {config.name!r}: version {version} is outside its version_policy "
+                f"(specific {config.version_policy.specific})"
+            )
+        handle = self._new_handle(config.model_copy(update={"version": version}))
+        await self._spawn_load(handle)
+        served = self._models.get(config.name)
+        if handle.state is ModelState.READY:
+            await self._settle(handle)
+        elif served is not None:
+            served.last_error = handle.reason
+        else:
+            self._add_handle(handle)  # a new model's failed load stays visible: 503 + reason
+        return handle
+
+    async def unload(self, name: str, version: str | None = None) -> None:
+        """Stop serving model `name` (every version, or `version`): new requests get 404 at
+        once, everything queued is answered, then the runtimes are released."""
+        model = self._models.get(name)
+        if model is None:
+            raise ModelNotFound(name, self.names)
+        if version:
+            self.get(name, version)  # ModelVersionNotFound
+            handles = [model.versions.pop(version)]
+            if not model.versions:
+                del self._models[name]
+        else:
+            handles = list(model.versions.values())
+            del self._models[name]
+        if name not in self._models:
+            self._unloaded[name] = "unloaded"
+            if self._default == name and self._models:
+                self._default = next(iter(self._models))
+        await asyncio.gather(*(handle.unload() for handle in handles))
+        release_free_memory()
+
+    def _add(self, config: ModelConfig) -> ModelHandle:
+        handle = self._new_handle(config)
+        self._add_handle(handle)
+        return handle
+
+    def _new_handle(self, config: ModelConfig) -> ModelHandle:
+        handle = ModelHandle(
+            config, self.metrics, self.config.server.retry_after_s, version=str(config.version)
+        )
+        handle.set_state(ModelState.LOADING)
+        return handle
+
+    def _add_handle(self, handle: ModelHandle) -> None:
+        model = self._models.get(handle.name)
+        if model is None:
+            model = self._models[handle.name] = ServedModel(
+                handle.name, handle.config.version_policy
+            )
+        model.versions[handle.version] = handle
+        self._unloaded.pop(handle.name, None)
+
+    async def _settle(self, handle: ModelHandle) -> None:
+        """`handle` is READY: put it in place in one step (a version it replaces, and the
+        versions its policy no longer selects, are unloaded after the switch)."""
+        model = self._models.get(handle.name)
+        replaced = model.versions.get(handle.version) if model else None
+        self._add_handle(handle)
+        model = self._models[handle.name]
+        model.policy = handle.config.version_policy
+        selected = model.policy.selects([int(v) for v in model.versions])
+        retired = [
+            model.versions.pop(version)
+            for version in list(model.versions)
+            if int(version) not in selected
+        ]
+        leaving = [h for h in [replaced, *retired] if h is not None and h is not handle]
+        await asyncio.gather(*(old.unload() for old in leaving))
+        if leaving:
+            release_free_memory()
+
+    def _spawn_load(self, handle: ModelHandle) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(
+            self._load(handle), name=f"load:{handle.name}:{handle.version}"
+        )
+        self._loading.add(task)
+        task.add_done_callback(self._loading.discard)
+        return task
 
     async def _load(self, handle: ModelHandle) -> None:
         started = time.monotonic()
         loop = asyncio.get_running_loop()
 
         def progress(message: str) -> None:
-            log.info("model %s: %s", handle.name, message)
+            log.info("model %s version %s: %s", handle.name, handle.version, message)
 
         try:
             loaded = await loop.run_in_executor(
                 self._load_pool, self._loader, handle.config, self.config.server, progress
             )
         except Exception as error:
-            log.exception("model %s failed to load", handle.name)
+            log.exception("model %s version %s failed to load", handle.name, handle.version)
             handle.set_state(ModelState.FAILED, load_failure(error))
             return
         if self._closed:
@@ -416,7 +587,7 @@ class ModelRepository:
                 max_delay_s=batching.max_delay_ms / 1000,
                 max_queue=batching.max_queue,
                 executor=self._infer_pool,
-                observer=self.metrics.batch_observer(handle.name, index),
+                observer=self.metrics.batch_observer(handle.name, handle.version, index),
                 inline_max_images=loaded.inline_max_images,
                 retry_after_s=handle.retry_after_s,
                 more_coming=lambda: handle.admitted > 0,
@@ -427,8 +598,9 @@ class ModelRepository:
             batcher.start()
         handle.set_state(ModelState.READY)
         log.info(
-            "model %s READY in %.1f s; batches of up to %d images run on the event loop",
+            "model %s version %s READY in %.1f s; batches of up to %d images run on the event loop",
             handle.name,
+            handle.version,
             time.monotonic() - started,
             loaded.inline_max_images,
         )
@@ -436,7 +608,7 @@ class ModelRepository:
     async def close(self) -> None:
         """Stop accepting, finish every queued request, stop the batchers."""
         self._closed = True
-        batchers = [batcher for handle in self._handles.values() for batcher in handle.batchers]
+        batchers = [batcher for handle in self.handles for batcher in handle.batchers]
         for batcher in batchers:  # before any await: no request slips in meanwhile
             batcher.stop_accepting()
         await asyncio.gather(*(batcher.close() for batcher in batchers))

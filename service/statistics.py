@@ -2,7 +2,7 @@
 same events as the Prometheus metrics: the batcher's `BatchRun`s and queue waits, and every
 answered request (`Metrics.record_request`).
 
-Per model, over all its instances, since the server started (per worker process):
+Per model version, over all its instances, since the server started (per worker process):
 - `success` / `fail`: answered requests and their time in the server (a refused or failed
   request attributed to the model is a failure);
 - `queue`: per request, the time from entering the queue to the start of its first batch;
@@ -127,21 +127,22 @@ class ServedModel(Protocol):
 
 
 class Statistics:
-    """Every model's `ModelStatistics`, created on first use."""
+    """Every model version's `ModelStatistics`, created on first use."""
 
     def __init__(self) -> None:
-        self._models: dict[str, ModelStatistics] = {}
+        self._models: dict[tuple[str, str], ModelStatistics] = {}
 
-    def of(self, model: str) -> ModelStatistics:
-        stats = self._models.get(model)
+    def of(self, model: str, version: str) -> ModelStatistics:
+        stats = self._models.get((model, version))
         if stats is None:
-            stats = self._models[model] = ModelStatistics()
+            stats = self._models[model, version] = ModelStatistics()
         return stats
 
     def report(self, handles: Iterable[ServedModel]) -> dict[str, Any]:
         """Triton's `{"model_stats": [...]}` for `handles` (model handles), in their order."""
         return {
             "model_stats": [
-                self.of(handle.name).as_json(handle.name, handle.version) for handle in handles
+                self.of(handle.name, handle.version).as_json(handle.name, handle.version)
+                for handle in handles
             ]
         }

@@ -43,7 +43,7 @@ VARY_HEADER = (b"vary", b"Accept-Encoding")
 class Exchange:
     """The request's scope, receive and send, with the hot routes' helpers."""
 
-    __slots__ = ("headers", "model", "receive", "scope", "send", "started", "status")
+    __slots__ = ("headers", "model", "receive", "scope", "send", "started", "status", "version")
 
     def __init__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.scope = scope
@@ -52,7 +52,9 @@ class Exchange:
         self.headers: dict[bytes, bytes] = dict(scope["headers"])
         self.started = time.monotonic()
         self.status = 500  # what the metrics record if nothing else is answered
-        self.model = ""  # set once known: client input never becomes a metrics label
+        # Set once known: client input never becomes a metrics label.
+        self.model = ""
+        self.version = ""
 
     def query(self) -> dict[str, str]:
         raw = self.scope["query_string"]

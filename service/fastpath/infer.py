@@ -12,7 +12,6 @@ from service.repository import ModelHandle
 from service.serving import Serving
 from service.v2 import (
     OutputRequest,
-    check_version,
     model_input,
     model_outputs,
     requested_outputs,
@@ -25,9 +24,8 @@ from service.v2.json_request import InferRequest, parse_infer_request
 async def infer(serving: Serving, exchange: Exchange, params: dict[str, str]) -> None:
     """Inference on V2 tensors; outputs are flat row-major JSON data or binary data."""
     deadline = exchange.deadline()
-    handle = serving.repository.get(params["name"])
-    exchange.model = handle.name
-    check_version(handle, params.get("version"))
+    handle = serving.repository.get(params["name"], params.get("version"))
+    exchange.model, exchange.version = handle.name, handle.version
     limits = serving.config.server.limits
     with handle.admission(), exchange.held_body(serving.bodies, serving.decoder) as body_reader:
         body = await body_reader.read(limits.max_body_bytes, deadline)

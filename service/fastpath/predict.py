@@ -22,7 +22,7 @@ async def predict(serving: Serving, exchange: Exchange, params: dict[str, str]) 
     top_k = _top_k(query.get("top_k"))
     deadline = exchange.deadline()
     handle = serving.repository.get(name)
-    exchange.model = handle.name
+    exchange.model, exchange.version = handle.name, handle.version
     server = serving.config.server
     with (
         handle.admission() as loaded,

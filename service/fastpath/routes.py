@@ -82,4 +82,6 @@ async def respond(
         await exchange.send_error(InternalError())
     finally:
         seconds = time.monotonic() - exchange.started
-        serving.metrics.record_request(exchange.model, exchange.status, PROTOCOL, seconds)
+        serving.metrics.record_request(
+            exchange.model, exchange.version, exchange.status, PROTOCOL, seconds
+        )

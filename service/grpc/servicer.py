@@ -43,7 +43,6 @@ from service.grpc.stream import answer_concurrently
 from service.offload import Offloader
 from service.repository import ModelHandle, ModelRepository, ModelState
 from service.v2 import (
-    check_version,
     model_input,
     model_metadata,
     model_outputs,
@@ -94,6 +93,7 @@ class InferCall:
     deadline: float | None
     model_name: str = ""  # until the message is parsed
     request_id: str = ""
+    handle: ModelHandle | None = None  # once the model version is known
 
 
 def _decoded_batch(handle: ModelHandle, request: pb.ModelInferRequest) -> np.ndarray:
@@ -176,7 +176,8 @@ class InferenceServicer(GRPCInferenceServiceServicer):
     async def ModelMetadata(
         self, request: pb.ModelMetadataRequest, context: Context
     ) -> pb.ModelMetadataResponse:
-        metadata = model_metadata(self._model(request.name, request.version))
+        handle = self._model(request.name, request.version)
+        metadata = model_metadata(handle, self._repository.version_names(handle.name))
         tensor = pb.ModelMetadataResponse.TensorMetadata
         return pb.ModelMetadataResponse(  # the REST body; gRPC has no `parameters` field
             name=metadata["name"],
@@ -248,9 +249,7 @@ class InferenceServicer(GRPCInferenceServiceServicer):
     LogSettings = _unimplemented("LogSettings", SETTINGS_RPC)
 
     def _model(self, name: str, version: str) -> ModelHandle:
-        handle = self._repository.get(name)
-        check_version(handle, version)
-        return handle
+        return self._repository.get(name, version)
 
     async def _stream_answer(
         self, message: bytes, deadline: float | None, context: Context
@@ -282,7 +281,7 @@ class InferenceServicer(GRPCInferenceServiceServicer):
 
     async def _prepare(self, request: pb.ModelInferRequest, size: int, call: InferCall) -> Prepared:
         """Checks and decodes `request`, `size` bytes on the wire."""
-        handle = self._model(request.model_name, request.model_version)
+        handle = call.handle = self._model(request.model_name, request.model_version)
         parameter_values(request.parameters, "request")
         outputs = requested_outputs(handle, output_requests(request))
         decode = partial(_decoded_batch, handle, request)
@@ -308,5 +307,7 @@ class InferenceServicer(GRPCInferenceServiceServicer):
 
     def _record(self, call: InferCall, code: grpc.StatusCode) -> None:
         # Unknown names stay out of the labels: client input never becomes a label value.
-        model = call.model_name if call.model_name in self._repository.names else ""
-        self._metrics.record_request(model, code.name, PROTOCOL, time.monotonic() - call.started)
+        handle = call.handle
+        name, version = (handle.name, handle.version) if handle else ("", "")
+        seconds = time.monotonic() - call.started
+        self._metrics.record_request(name, version, code.name, PROTOCOL, seconds)

@@ -19,7 +19,7 @@ from service.repository import ModelHandle, ModelState
 from service.routers.deps import State
 from service.routers.responses import OrjsonResponse
 from service.serving import Serving
-from service.v2 import check_version, model_metadata, server_metadata
+from service.v2 import model_metadata, server_metadata
 from service.v2.model_config import model_config
 
 router = APIRouter(prefix="/v2", tags=["v2"])
@@ -77,9 +77,7 @@ def _add_model_routes(
         return answer(state, state.repository.get(name))
 
     async def versioned(name: ModelName, version: ModelVersion, state: State) -> Response:
-        handle = state.repository.get(name)
-        check_version(handle, version)
-        return answer(state, handle)
+        return answer(state, state.repository.get(name, version))
 
     for path, endpoint, operation_id in (
         (f"/models/{{name}}{suffix}", latest, f"model_{kind}"),
@@ -105,7 +103,7 @@ def _ready(state: Serving, handle: ModelHandle) -> Response:
 
 def _metadata(state: Serving, handle: ModelHandle) -> Response:
     """Model metadata; the batch dimension is -1."""
-    return OrjsonResponse(model_metadata(handle))
+    return OrjsonResponse(model_metadata(handle, state.repository.version_names(handle.name)))
 
 
 def _config(state: Serving, handle: ModelHandle) -> Response:

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from service.config import blockserve_version
-from service.errors import InvalidInput, ModelVersionNotFound
+from service.errors import InvalidInput
 from service.postprocess import top_indices
 from service.repository import ModelHandle
 
@@ -73,18 +73,13 @@ def server_metadata() -> dict[str, Any]:
     return {"name": SERVER_NAME, "version": blockserve_version(), "extensions": SERVER_EXTENSIONS}
 
 
-def check_version(handle: ModelHandle, version: str | None) -> None:
-    """`ModelVersionNotFound` (404 / NOT_FOUND) unless `version` is empty or served."""
-    if version and version != handle.version:
-        raise ModelVersionNotFound(handle.name, version, [handle.version])
-
-
-def model_metadata(handle: ModelHandle) -> dict[str, Any]:
-    """The V2 model metadata, batch dimension -1; `parameters` flags untrained weights."""
+def model_metadata(handle: ModelHandle, versions: Sequence[str]) -> dict[str, Any]:
+    """The V2 model metadata of a version, the model's `versions` listed, batch dimension
+    -1; `parameters` flags untrained weights."""
     loaded = handle.ready()
     return {
         "name": handle.name,
-        "versions": [handle.version],
+        "versions": list(versions),
         "platform": handle.platform,
         "inputs": [
             {"name": loaded.input_name, "datatype": "FP32", "shape": [-1, *loaded.input_shape]}

@@ -104,6 +104,9 @@ class Serving:
     decoder: Offloader
 
     def sample(self, name: str, **labels: str) -> float:
+        """A sample's value; a model's series are those of its version 1 unless told."""
+        if labels.get("model"):
+            labels.setdefault("version", "1")
         return self.metrics.registry.get_sample_value(name, labels) or 0.0
 
 

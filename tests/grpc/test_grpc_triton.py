@@ -145,7 +145,7 @@ async def test_a_stream_counts_each_request_in_the_metrics(serving: Serving) -> 
     async for _ in serving.stub.ModelStreamInfer(iter(requests)):
         pass
     ok = {"model": "tiny", "status": "OK", "protocol": "grpc"}
-    not_found = {"model": "", "status": "NOT_FOUND", "protocol": "grpc"}
+    not_found = {"model": "", "version": "", "status": "NOT_FOUND", "protocol": "grpc"}
     assert serving.sample("blockserve_requests_total", **ok) == 1
     assert serving.sample("blockserve_requests_total", **not_found) == 1
 

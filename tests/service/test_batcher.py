@@ -46,7 +46,7 @@ def make_batcher(metrics, executor):
             max_delay_s=config.max_delay_ms / 1000,
             max_queue=config.max_queue,
             executor=executor,
-            observer=metrics.batch_observer("m", 0),
+            observer=metrics.batch_observer("m", "1", 0),
             more_coming=more_coming,
         )
         batcher.start()
@@ -80,8 +80,8 @@ async def test_lone_request_on_idle_batcher_is_dispatched_without_waiting_max_de
 
     assert outputs.tolist() == [[2.0 * PIXELS, 1.0]]
     assert runtime.batch_sizes == [1]
-    assert sample_value(metrics, "blockserve_batch_size_count", {"model": "m"}) == 1
-    queued = sample_value(metrics, "blockserve_queue_seconds_sum", {"model": "m"})
+    assert sample_value(metrics, "blockserve_batch_size_count", {"model": "m", "version": "1"}) == 1
+    queued = sample_value(metrics, "blockserve_queue_seconds_sum", {"model": "m", "version": "1"})
     assert queued < 1.0  # far below max_delay_ms: it never waited for company
 
 

@@ -49,7 +49,7 @@ def test_repository_level_errors(tmp_path):
     duplicate = write(
         tmp_path, {"models": [{"name": "a", "arch": "x"}, {"name": "a", "arch": "y"}]}
     )
-    with pytest.raises(ConfigError, match="duplicate model names: a"):
+    with pytest.raises(ConfigError, match="duplicate model versions: a version 1"):
         load_config(duplicate)
     default = write(
         tmp_path, {"server": {"default_model": "b"}, "models": [{"name": "a", "arch": "x"}]}

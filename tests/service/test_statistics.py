@@ -53,13 +53,13 @@ def test_a_failed_batch_counts_no_inference():
 def test_answered_requests_count_as_success_or_fail_by_protocol_status():
     metrics = Metrics()
 
-    metrics.record_request("m", 200, "rest", 0.002)
-    metrics.record_request("m", "OK", "grpc", 0.001)
-    metrics.record_request("m", 503, "rest", 0.004)
-    metrics.record_request("m", "INVALID_ARGUMENT", "grpc", 0.001)
-    metrics.record_request("", 404, "rest", 0.001)  # named no served model: no statistics
+    metrics.record_request("m", "1", 200, "rest", 0.002)
+    metrics.record_request("m", "1", "OK", "grpc", 0.001)
+    metrics.record_request("m", "1", 503, "rest", 0.004)
+    metrics.record_request("m", "1", "INVALID_ARGUMENT", "grpc", 0.001)
+    metrics.record_request("", "", 404, "rest", 0.001)  # named no served model: no statistics
 
-    inference = metrics.statistics.of("m").as_json("m", "1")["inference_stats"]
+    inference = metrics.statistics.of("m", "1").as_json("m", "1")["inference_stats"]
     assert inference["success"] == {"count": 2, "ns": 3_000_000}
     assert inference["fail"] == {"count": 2, "ns": 5_000_000}
     assert metrics.statistics.report([]) == {"model_stats": []}
@@ -77,13 +77,13 @@ async def test_a_batcher_feeds_the_statistics_of_its_model():
             max_delay_s=0,
             max_queue=64,
             executor=executor,
-            observer=metrics.batch_observer("m", 0),
+            observer=metrics.batch_observer("m", "1", 0),
         )
         batcher.start()
         await batcher.infer(images(*range(6)))  # spans two batches: 4 + 2
         await batcher.close()
 
-    report = metrics.statistics.of("m").as_json("m", "1")
+    report = metrics.statistics.of("m", "1").as_json("m", "1")
     assert report["inference_count"] == 6 and report["execution_count"] == 2
     assert report["inference_stats"]["queue"]["count"] == 1
     assert report["inference_stats"]["compute_infer"]["count"] == 2
