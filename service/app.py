@@ -26,7 +26,9 @@ from service.fastpath import openapi
 from service.fastpath.exchange import Receive, Scope, Send
 from service.fastpath.routes import FAST_ROUTES, match, respond
 from service.imaging import decode_pool
+from service.management import ModelManager
 from service.metrics import Metrics
+from service.model_store import ModelStore, overlay
 from service.offload import Offloader
 from service.repository import Loader, ModelRepository, load_model
 from service.routers import health, metrics, models, v2
@@ -72,7 +74,9 @@ def create_app(
         from service.grpc import start_grpc_server, stop_grpc_server
 
         registry = Metrics()
-        repository = ModelRepository(config, registry, loader=loader)
+        store = ModelStore(config.server.state_dir) if config.server.state_dir else None
+        served = overlay(config, store.read()) if store is not None else config
+        repository = ModelRepository(served, registry, loader=loader)
         pool = decode_pool(config.server.decode_threads, config.server.decode_niceness)
         server = config.server
         decoder = Offloader(
@@ -81,7 +85,8 @@ def create_app(
         # Bind gRPC first: a taken port fails startup before any model starts loading.
         grpc_server = await start_grpc_server(repository, config.server, grpc_host, decoder)
         bodies = ByteBudget(server.limits.max_inflight_body_bytes, server.retry_after_s)
-        app.state.serving = Serving(config, repository, registry, decoder, bodies)
+        manager = ModelManager(repository, store)
+        app.state.serving = Serving(config, repository, registry, decoder, bodies, manager)
         repository.start()
         try:
             yield

@@ -269,6 +269,9 @@ class ServerConfig(_Strict):
     default_model: str | None = None  # None: the first model in `models`
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     cache_dir: Path = Field(default=Path("${BLOCKSERVE_HOME}/bundles"), validate_default=True)
+    # Where models loaded, unloaded or made default at run time are recorded, to be served
+    # again after a restart (`service/model_store.py`); unset: such changes last until exit.
+    state_dir: Path | None = None
     ort_threads: PositiveInt | None = None  # intra-op threads per ONNX Runtime session
     # Serving processes sharing the port, each with its own models (`service/workers.py`):
     # more than 1 lets small models' HTTP work use more cores; 1 suits models whose engine
@@ -292,9 +295,9 @@ class ServerConfig(_Strict):
     tls: TlsConfig | None = None  # HTTPS and gRPC over TLS when set
     grpc: GrpcConfig = Field(default_factory=GrpcConfig)
 
-    @field_validator("cache_dir", mode="before")
+    @field_validator("cache_dir", "state_dir", mode="before")
     @classmethod
-    def _resolve_cache_dir(cls, value: Any, info: ValidationInfo) -> Any:
+    def _resolve_dirs(cls, value: Any, info: ValidationInfo) -> Any:
         return _resolve(value, info) if isinstance(value, str | Path) else value
 
 

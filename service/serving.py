@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from service.budget import ByteBudget
 from service.config import RepositoryConfig
+from service.management import ModelManager
 from service.metrics import Metrics
 from service.offload import Offloader
 from service.repository import ModelRepository
@@ -18,3 +19,4 @@ class Serving:
     metrics: Metrics
     decoder: Offloader  # decoding and parsing off the event loop, bounded
     bodies: ByteBudget  # request body bytes held at once
+    manager: ModelManager  # run-time loads and unloads, persisted

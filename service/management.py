@@ -1,0 +1,55 @@
+"""Run-time changes to what is served: load, unload, the default model; each one persisted
+(`service.model_store`) once it took effect. Both management APIs (Triton's repository
+extension and `/models`) go through here."""
+
+from __future__ import annotations
+
+import asyncio
+
+from service.config import ModelConfig
+from service.model_store import ManagedState, ModelStore, config_json
+from service.repository import ModelHandle, ModelRepository, ModelState
+
+
+class ModelManager:
+    """Changes `repository` one at a time and records them in `store` (None: not kept)."""
+
+    def __init__(self, repository: ModelRepository, store: ModelStore | None) -> None:
+        self.repository = repository
+        self.store = store
+        self._state = store.read() if store is not None else ManagedState()
+        self._lock = asyncio.Lock()
+
+    async def load(self, config: ModelConfig) -> ModelHandle:
+        """Load a version of `config.name` (see `ModelRepository.load`); a READY one is
+        recorded with the model's other served versions."""
+        async with self._lock:
+            handle = await self.repository.load(config)
+            if handle.state is ModelState.READY:
+                self._record_model(config.name)
+            return handle
+
+    async def unload(self, name: str, version: str | None = None) -> None:
+        async with self._lock:
+            await self.repository.unload(name, version)
+            self._record_model(name)
+
+    async def set_default(self, name: str) -> None:
+        async with self._lock:
+            self.repository.set_default(name)
+            self._state.default = name
+            self._save()
+
+    def _record_model(self, name: str) -> None:
+        if name in self.repository.names:
+            served = self.repository.model(name).ordered()
+            self._state.models[name] = [
+                config_json(handle.config) for handle in served if handle.state is ModelState.READY
+            ]
+        else:
+            self._state.models[name] = None
+        self._save()
+
+    def _save(self) -> None:
+        if self.store is not None:
+            self.store.write(self._state)
