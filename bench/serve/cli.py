@@ -20,7 +20,7 @@ from bench.serving.images import write_corpus
 from bench.serving.load import ensure_wrk
 from bench.serving.profile import describe
 from bench.serving.results import RunMeta, RunResults, RunSettings
-from bench.serving.servers import REPO, Settings, write_blockserve_config
+from bench.serving.servers import REPO, settings_for, write_blockserve_config
 from bench.serving.workloads import WORKLOADS
 from service.config import load_config
 
@@ -66,24 +66,14 @@ def run(options: Options) -> RunResults:
     for workload, rig in rigs.items():
         if "ceiling" in options.targets and workload in options.workloads:
             results.ceilings[workload] = _ceiling(rig, options)
-    resnet18 = batched.model("resnet18")
     rig = rigs.get("resnet18-224")
-    settings = Settings(
-        work=options.work,
-        peers_python=environment.PEERS_PYTHON,
-        shared_peers=options.shared_peers,
-        peers2_work=options.work / "peers2",
-        base_config=options.config,
+    settings = settings_for(
+        options.config,
+        options.work,
+        options.shared_peers,
+        environment.PEERS_PYTHON,
         bundle=rig.bundle_dir if rig else None,
-        max_batch_size=resnet18.batching.max_batch_size,
-        peer_batch_delay_ms=(
-            resnet18.batching.max_delay_ms
-            if options.peer_batch_delay_ms is None
-            else options.peer_batch_delay_ms
-        ),
-        ort_allow_spinning=resnet18.ort.allow_spinning,
-        ort_threads=resnet18.ort.intra_op_threads or batched.server.ort_threads,
-        instances=resnet18.instances,
+        peer_batch_delay_ms=options.peer_batch_delay_ms,
     )
     sweep(options, settings, bodies, results, deadline)
     chosen = [

@@ -68,11 +68,16 @@ class Arena:
                     ).throughput
 
             return in_process
-        spec = self._spec(side)
+        spec, label = self._spec(side), f"{side.server} [{self.body(side)}]"
 
         def served() -> float:
             with paused(*others):
                 load = spec.run(side.concurrency, self.options.round_seconds)
+            if load.failed:  # only 2xx answers count: say why a side measured little or nothing
+                print(
+                    f"   {label}: {load.failed} errors, answers by status {load.statuses}",
+                    flush=True,
+                )
             return load.p50_ms if side.statistic == P50 else load.throughput
 
         return served

@@ -19,9 +19,8 @@ import numpy as np
 from PIL import Image
 
 MULTIPART_BOUNDARY = "blockserve-bench-7d1f0c"
-V2_TENSOR_INPUT = "input"  # the ONNX input name every server's digits model has
+V2_TENSOR_INPUT = "input"  # the ONNX input name of every server's digits and resnet18 models
 V2_BYTES_INPUT = "image"  # Triton's resnet18_jpeg ensemble input
-V2_OUTPUT = "logits"
 BINARY_HEADER_LENGTH = "Inference-Header-Content-Length"
 
 
@@ -40,7 +39,8 @@ def image_type(blob: bytes) -> str:
 
 
 def pixel_tensor(blob: bytes) -> np.ndarray:
-    """The image as a float32 (1, C, H, W) batch scaled to [-1, 1] (digits' mean 0.5, std 0.5)."""
+    """The image as a float32 (1, C, H, W) batch scaled to [-1, 1] (digits' mean 0.5, std 0.5;
+    resnet18 gets the same: its weights are random, only the shape matters)."""
     with Image.open(io.BytesIO(blob)) as image:
         pixels = np.asarray(image, np.float32)  # (H, W) or (H, W, C)
     planes = pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)  # (C, H, W)
@@ -85,16 +85,18 @@ def _v2_json(blob: bytes) -> Body:
 
 def _binary(inputs: list[tuple[str, list[int], str, bytes]]) -> Body:
     """Triton's binary tensor data extension: a JSON header naming each input's byte size,
-    then the raw tensors back to back; the output comes back binary too."""
+    then the raw tensors back to back; every output comes back binary too. The header is the
+    one `tritonclient.http` writes for `infer(model, inputs)` (compact JSON, outputs unnamed,
+    `binary_data_output`), so every server gets what its users' stock client sends."""
     header = {
         "inputs": [
             {"name": name, "shape": shape, "datatype": datatype,
              "parameters": {"binary_data_size": len(raw)}}
             for name, shape, datatype, raw in inputs
         ],
-        "outputs": [{"name": V2_OUTPUT, "parameters": {"binary_data": True}}],
+        "parameters": {"binary_data_output": True},
     }  # fmt: skip
-    head = json.dumps(header).encode()
+    head = json.dumps(header, separators=(",", ":")).encode()
     headers = {"Content-Type": "application/octet-stream", BINARY_HEADER_LENGTH: str(len(head))}
     return Body(head + b"".join(raw for *_, raw in inputs), headers)
 

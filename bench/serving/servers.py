@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 
 from bench.serving.processes import Launch
-from service.config import expand_path
+from service.config import expand_path, load_config
 
 REPO = Path(__file__).resolve().parents[2]
 PEERS_DIR = REPO / "bench" / "peers"
@@ -72,6 +72,8 @@ class ServerCase:
 Factory = Callable[[Settings, int], ServerCase]
 SERVERS: dict[str, Factory] = {}
 PORTS_PER_SERVER = 3  # HTTP + up to two more (gRPC / management, metrics)
+# V2 tensor bodies, binary first: the one the targets use
+TENSOR_BODIES = ("v2-binary", "v2-json")
 
 
 def register_server(factory: Factory) -> Factory:
@@ -88,17 +90,18 @@ def _blockserve_endpoints(v2_bodies: tuple[str, ...]) -> tuple[Endpoint, ...]:
     return (
         Endpoint("resnet18-224", "/predict?model=resnet18", ("raw",), resnet18),
         Endpoint("resnet18-jpeg", "/predict?model=resnet18", ("raw",), resnet18),
+        Endpoint("resnet18-v2", "/v2/models/resnet18/infer", TENSOR_BODIES, resnet18),
         Endpoint("digits-predict", "/predict?model=digits", ("raw",), digits),
         Endpoint("digits-v2", "/v2/models/digits/infer", v2_bodies, digits),
     )
 
 
-def _blockserve_launch(config: Path, port: int, tree: Path) -> Launch:
+def _blockserve_launch(config: Path, port: int, tree: Path, grpc_port: int = 0) -> Launch:
     """blockserve from source `tree` with the project's venv; `tree` first on the path."""
     return Launch(
         command=[
             str(PROJECT_PYTHON), "-m", "service.cli", "serve", "--config", str(config),
-            "--host", "127.0.0.1", "--port", str(port), "--grpc-port", "0",
+            "--host", "127.0.0.1", "--port", str(port), "--grpc-port", str(grpc_port),
             "--log-level", "warning",
         ],
         ready_url=f"http://127.0.0.1:{port}/health/ready",
@@ -119,6 +122,16 @@ def blockserve(settings: Settings, port: int) -> ServerCase:
         metrics_path="/metrics",
         notes=f"this checkout, config {config.name}, raw image bodies to /predict",
     )
+
+
+def blockserve_with_grpc(settings: Settings, port: int) -> ServerCase:
+    """`blockserve` with its gRPC server on `port` + 1, as Triton's is (perf_analyzer)."""
+    config = write_blockserve_config(
+        settings.base_config, settings.work, "blockserve-grpc", grpc=True
+    )
+    case = blockserve(settings, port)
+    launch = _blockserve_launch(config, port, REPO, grpc_port=port + 1)
+    return replace(case, launch=launch, notes=f"this checkout, config {config.name}, gRPC on")
 
 
 WORKERS = 2
@@ -245,6 +258,7 @@ def triton(settings: Settings, port: int) -> ServerCase:
         launch=_shared_peer(settings, port, "triton_ort"),
         endpoints=(
             Endpoint("digits-v2", "/v2/models/digits/infer", ("v2-binary", "v2-json")),
+            Endpoint("resnet18-v2", "/v2/models/resnet18/infer", TENSOR_BODIES),
             Endpoint("resnet18-jpeg", "/v2/models/resnet18_jpeg/infer", ("v2-bytes-binary",)),
         ),
         notes="tritonserver from nvidia-pytriton 0.7.0, onnxruntime backend, dynamic batching; "
@@ -399,17 +413,24 @@ def _litserve_batching(settings: Settings) -> list[str]:
 
 
 def write_blockserve_config(
-    base_config: Path, work: Path, name: str, *, batching: bool = True, workers: int = 1
+    base_config: Path,
+    work: Path,
+    name: str,
+    *,
+    batching: bool = True,
+    workers: int = 1,
+    grpc: bool = False,
 ) -> Path:
-    """The base config with gRPC off, as work/configs/NAME.yaml; without batching every model
-    gets max_batch_size 1; with several `workers`, every ONNX model one engine thread per
-    worker (the processes split the cores instead of each engine taking them all).
+    """The base config, gRPC off unless `grpc`, as work/configs/NAME.yaml; without batching
+    every model gets max_batch_size 1; with several `workers`, every ONNX model one engine
+    thread per worker (the processes split the cores instead of each engine taking them all).
 
     The digits weights come from `blockserve train-digits`; when they are absent the model is
     served random-init (same compute), so the benchmark does not depend on training.
     """
     data = yaml.safe_load(base_config.read_text())
-    data.setdefault("server", {})["grpc"] = {"enabled": False}
+    server = data.setdefault("server", {})
+    server["grpc"] = {**server.get("grpc", {}), "enabled": grpc}
     base_dir = base_config.parent
     for model in data["models"]:
         for key in ("weights", "labels"):  # file references, made absolute for the new location
@@ -430,6 +451,36 @@ def write_blockserve_config(
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
+
+
+def settings_for(
+    base_config: Path,
+    work: Path,
+    shared_peers: Path,
+    peers_python: Path,
+    *,
+    bundle: Path | None = None,
+    peer_batch_delay_ms: float | None = None,
+) -> Settings:
+    """The run's settings: peers get blockserve resnet18's batch cap and, unless given, its
+    batch wait; LitServe setup 2 mirrors its engine setup."""
+    batched = load_config(write_blockserve_config(base_config, work, "blockserve"))
+    resnet18 = batched.model("resnet18")
+    return Settings(
+        work=work,
+        peers_python=peers_python,
+        shared_peers=shared_peers,
+        peers2_work=work / "peers2",
+        base_config=base_config,
+        bundle=bundle,
+        max_batch_size=resnet18.batching.max_batch_size,
+        peer_batch_delay_ms=(
+            resnet18.batching.max_delay_ms if peer_batch_delay_ms is None else peer_batch_delay_ms
+        ),
+        ort_allow_spinning=resnet18.ort.allow_spinning,
+        ort_threads=resnet18.ort.intra_op_threads or batched.server.ort_threads,
+        instances=resnet18.instances,
+    )
 
 
 def config_path(work: Path, name: str) -> Path:

@@ -13,6 +13,7 @@ IN_PROCESS = "in-process"  # the ceiling rig, not a server
 THROUGHPUT, P50 = "throughput", "p50_ms"  # what a side measures
 AT_LEAST, AT_MOST, OVERHEAD_AT_MOST = "ratio >=", "ratio <=", "difference <="
 HEADLINE_CONCURRENCY = 32
+TENSOR_CONCURRENCY = 16  # resnet18 tensors: 16 in flight fill one batch of Triton's and ours
 TAIL_CONCURRENCY = 64
 P99_OVER_P50 = 2.0
 NOT_PAIRED = "not measured head to head (blockserve and this reference in alternating rounds)"
@@ -76,6 +77,13 @@ GROUPS = {
             "per-request cost against Triton and blockserve before this work",
         ),
         TargetGroup(
+            "binary-tensor",
+            ("blockserve", "triton"),
+            ("resnet18-v2",),
+            (TENSOR_CONCURRENCY,),
+            "resnet18 FP32 tensors over V2 HTTP against Triton, binary and JSON bodies",
+        ),
+        TargetGroup(
             "ceiling",
             ("blockserve", "blockserve-unbatched"),
             ("resnet18-224", "digits-predict"),
@@ -115,6 +123,10 @@ TARGETS = (
            Side("triton", "resnet18-jpeg", _C, THROUGHPUT), 1.0, AT_LEAST),
     Target("triton-digits-p50", "request-path", _blockserve("digits-v2", 1, P50),
            Side("triton", "digits-v2", 1, P50, "v2-binary"), 1.5, AT_MOST),
+    Target("triton-resnet18-binary", "binary-tensor",
+           Side("blockserve", "resnet18-v2", TENSOR_CONCURRENCY, THROUGHPUT, "v2-binary"),
+           Side("triton", "resnet18-v2", TENSOR_CONCURRENCY, THROUGHPUT, "v2-binary"),
+           1.0, AT_LEAST),
     Target("ceiling", "ceiling", _blockserve("resnet18-224", _C),
            Side(IN_PROCESS, "resnet18-224", _C, THROUGHPUT), 0.90, AT_LEAST),
     Target("serial", "ceiling", _blockserve("resnet18-224", 1, P50),
@@ -177,9 +189,9 @@ def _verdict(results: RunResults, target: Target) -> TargetResult:
     name = target.title(side_label(results, target.reference))
     pair = results.pair(target.name)
     if pair is None:
-        info = results.servers.get(target.reference.server)
-        why = info.error if info and info.error else NOT_PAIRED
-        return TargetResult(name, None, why.splitlines()[0])
+        failed = [results.servers.get(side.server) for side in (target.reference, target.ours)]
+        why = next((f"{info.label}: {info.error}" for info in failed if info and info.error), None)
+        return TargetResult(name, None, (why or NOT_PAIRED).splitlines()[0])
     unit, rounds = pair.unit, f"{len(pair.a_values)} rounds: {per_round(pair)}"
     if target.rule == OVERHEAD_AT_MOST:
         detail = (

@@ -16,12 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
 
 from bench.serve.options import parse_options
 from bench.serving import targets
 from bench.serving.bodies import BINARY_HEADER_LENGTH, MULTIPART_BOUNDARY, write_bodies
-from bench.serving.docs import BEGIN, END, method, replace_section
+from bench.serving.docs import SERVING, Section, method, replace_section
 from bench.serving.images import write_corpus
 from bench.serving.load import LoadResult, parse_wrk_output, run_wrk
 from bench.serving.paired import HeadToHead, alternate
@@ -37,6 +38,7 @@ from bench.serving.results import (
     ServerInfo,
 )
 from bench.serving.scrape import HistogramTotals, mean_batch_size
+from bench.serving.servers import REPO, SERVERS, Settings, blockserve_with_grpc
 
 WRK_RESULT = (
     'RESULT {"requests": 120, "duration_us": 2000000, "bytes": 1, '
@@ -124,7 +126,26 @@ def test_v2_binary_body_follows_the_binary_tensor_data_extension(tmp_path, png):
     [tensor] = header["inputs"]
     assert tensor["parameters"]["binary_data_size"] == len(raw) == 64 * 4
     assert np.array_equal(np.frombuffer(raw, np.float32), _expected_tensor().ravel())
-    assert header["outputs"] == [{"name": "logits", "parameters": {"binary_data": True}}]
+    assert header["parameters"] == {"binary_data_output": True}
+
+
+# What tritonclient.http 2.73 sends for infer("resnet18", [InferInput("input", [1, 3, 224, 224],
+# "FP32")]) with the data set from numpy: its JSON header, byte for byte.
+TRITONCLIENT_RESNET18_HEADER = (
+    b'{"inputs":[{"name":"input","shape":[1,3,224,224],"datatype":"FP32",'
+    b'"parameters":{"binary_data_size":602112}}],"parameters":{"binary_data_output":true}}'
+)
+
+
+def test_resnet18_tensor_body_is_what_tritonclient_sends(tmp_path):
+    [jpeg] = write_corpus(tmp_path / "rgb", "rgb224", 1)
+    [(body, headers)] = _listing(write_bodies([jpeg], "v2-binary", tmp_path / "bin"))
+    split = int(headers[BINARY_HEADER_LENGTH])
+    assert body[:split] == TRITONCLIENT_RESNET18_HEADER
+    with Image.open(jpeg) as image:
+        pixels = np.asarray(image, np.float32).transpose(2, 0, 1)[None]  # (1, 3, H, W)
+    raw = np.frombuffer(body[split:], "<f4").reshape(1, 3, 224, 224)
+    assert np.allclose(raw, pixels / 127.5 - 1.0)
 
 
 def test_bytes_body_is_a_length_prefixed_image_per_element(tmp_path, png):
@@ -163,6 +184,30 @@ def test_wrk_script_posts_each_body_with_its_own_headers(tmp_path, png):
     assert seen[0] == (headers[BINARY_HEADER_LENGTH], expected_body)
 
 
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="needs wrk (apt-get install wrk)")
+def test_answers_other_than_2xx_count_as_errors_not_throughput(tmp_path, png):
+    class Refuser(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            answer = b'{"error": "body is not valid JSON"}'
+            self.send_response(400)
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args):
+            pass
+
+    listing = write_bodies([png], "v2-binary", tmp_path / "bin")
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), Refuser) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{server.server_address[1]}/v2/models/digits/infer"
+        result = run_wrk(url, listing, concurrency=1, seconds=1, max_requests=3)
+        server.shutdown()
+    assert result.ok == 0 and result.throughput == 0.0
+    assert result.failed == result.statuses["400"] >= 1
+
+
 def test_corpus_is_seeded_images_of_the_requested_kind(tmp_path):
     first = write_corpus(tmp_path / "a", "gray8", 2)
     again = write_corpus(tmp_path / "b", "gray8", 2)
@@ -190,9 +235,40 @@ def test_request_path_targets_select_their_servers_and_workloads():
     ]
     everything = parse_options([])
     assert {"triton", "torchserve", "blockserve-unbatched"} <= set(everything.servers)
-    assert everything.concurrency == (1, 8, 32, 64)
+    assert everything.concurrency == (1, 8, 16, 32, 64)
+    assert "triton-resnet18-binary" in [t.name for t in targets.selected(list(everything.targets))]
     with pytest.raises(SystemExit):
         parse_options(["--targets", "fastest"])
+
+
+def test_binary_tensor_target_pits_the_same_binary_body_against_triton(tmp_path):
+    options = parse_options(["--targets", "binary-tensor", "--quick"])
+    assert (options.servers, options.workloads, options.concurrency) == (
+        ("blockserve", "triton"), ("resnet18-v2",), (16,)
+    )  # fmt: skip
+    [target] = targets.selected(list(options.targets))
+    assert (target.ours.server, target.reference.server) == ("blockserve", "triton")
+    assert target.ours.body == target.reference.body == "v2-binary"
+    assert (target.ours.concurrency, target.bound, target.rule) == (16, 1.0, targets.AT_LEAST)
+    for server in ("blockserve", "triton"):  # the JSON bodies are swept too, as context
+        case = SERVERS[server](_settings(tmp_path), 8000)
+        assert case.endpoint("resnet18-v2").bodies == ("v2-binary", "v2-json")
+
+
+def _settings(work):
+    config = REPO / "service" / "configs" / "default.yaml"
+    return Settings(work, work, work, work, config, None, 16, 5.0, False, 1, 1)
+
+
+def test_blockserve_for_perf_analyzer_serves_grpc_next_to_http(tmp_path):
+    command = blockserve_with_grpc(_settings(tmp_path), 8000).launch.command
+    assert command[command.index("--grpc-port") + 1] == "8001"
+    config = yaml.safe_load(Path(command[command.index("--config") + 1]).read_text())
+    assert config["server"]["grpc"]["enabled"] is True
+    command = SERVERS["blockserve"](_settings(tmp_path), 8000).launch.command
+    assert command[command.index("--grpc-port") + 1] == "0"
+    config = yaml.safe_load(Path(command[command.index("--config") + 1]).read_text())
+    assert config["server"]["grpc"]["enabled"] is False
 
 
 def _pair(name, unit, reference, blockserve):
@@ -296,11 +372,21 @@ def test_head_to_head_ratio_is_a_ratio_of_sums():
 
 
 def test_docs_section_is_replaced_in_place_and_other_sections_kept():
-    text = f"# Benchmarks\n\n## Serving\n\n{BEGIN}\nold\n{END}\n\n## Runtimes\n\nkept\n"
-    section = f"## Serving\n\n{BEGIN}\nnew\n{END}\n"
-    updated = replace_section(text, section)
+    begin, end = SERVING.begin, SERVING.end
+    text = f"# Benchmarks\n\n## Serving\n\n{begin}\nold\n{end}\n\n## Runtimes\n\nkept\n"
+    section = f"## Serving\n\n{begin}\nnew\n{end}\n"
+    updated = replace_section(text, SERVING, "new")
     assert updated == f"# Benchmarks\n\n{section}\n## Runtimes\n\nkept\n"
-    assert replace_section("# Benchmarks\n", section) == f"# Benchmarks\n\n{section}"
+    assert replace_section("# Benchmarks\n", SERVING, "new") == f"# Benchmarks\n\n{section}"
+
+
+def test_docs_sections_with_other_markers_leave_each_other_alone():
+    other = Section("## Other", "other", "python -m bench.other")
+    text = replace_section(replace_section("# Benchmarks\n", SERVING, "s1"), other, "o1")
+    text = replace_section(text, other, "o2")
+    assert text == f"# Benchmarks\n\n{SERVING.wrap('s1')}\n{other.wrap('o2')}"
+    renamed = text.replace(other.begin, "<!-- other:begin (generated by an older command) -->")
+    assert replace_section(renamed, other, "o3") == text.replace("o2", "o3")
 
 
 def test_docs_method_is_the_readme_block_between_its_markers():

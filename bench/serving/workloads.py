@@ -23,6 +23,10 @@ WORKLOADS = {
             "resnet18 end to end, 451×300 JPEG in (decode, resize, crop, engine)",
         ),
         Workload(
+            "resnet18-v2", "resnet18", "rgb224", "req/s",
+            "resnet18 V2 infer (`/v2/models/resnet18/infer`), FP32 1×3×224×224 tensor",
+        ),
+        Workload(
             "digits-predict", "digits", "gray8", "req/s",
             "digits `/predict`, 8×8 grayscale PNG body",
         ),
