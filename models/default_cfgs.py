@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib import resources
 
-__all__ = ["DEFAULT_CFGS", "DefaultCfg", "imagenet_labels"]
+__all__ = ["DEFAULT_CFGS", "DefaultCfg", "imagenet_labels", "spec_default_cfg"]
 
 
 @dataclass(frozen=True)
@@ -86,3 +86,21 @@ DEFAULT_CFGS: dict[str, DefaultCfg] = {
         (1, 28, 28), (0.1307,), (0.3081,), 1.0, "bilinear", 10, DIGIT_LABELS
     ),
 }
+
+
+# Inputs of a network given as a spec (no registry entry): spatial size per dimension count.
+SPEC_INPUT_SPATIAL = {1: (256,), 2: (224, 224), 3: (16, 112, 112)}
+
+
+def spec_default_cfg(in_chans: int, dims: int, num_classes: int) -> DefaultCfg:
+    """The defaults of a network defined by its spec alone: pixels scaled to [-1, 1]
+    (mean = std = 0.5), no crop margin, no labels; the input size is meant to be configured."""
+    return DefaultCfg(
+        (in_chans, *SPEC_INPUT_SPATIAL[dims]),
+        (0.5,) * in_chans,
+        (0.5,) * in_chans,
+        1.0,
+        "bilinear",
+        num_classes,
+        None,
+    )

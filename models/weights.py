@@ -25,6 +25,7 @@ __all__ = [
     "WeightsLoadError",
     "WeightsMismatchError",
     "atomic_path",
+    "check_shapes",
     "file_sha256",
     "load_weights",
     "read_state_dict",
@@ -117,13 +118,23 @@ def _unwrap(checkpoint: object, path: Path) -> dict[str, torch.Tensor]:
 def check_state_dict(model: nn.Module, state_dict: dict[str, torch.Tensor], strict: bool) -> None:
     """Raise WeightsMismatchError on shape mismatches, and with `strict` on missing or
     unexpected keys."""
-    expected = model.state_dict()
-    missing = [key for key in expected if key not in state_dict]
-    unexpected = [key for key in state_dict if key not in expected]
+    check_shapes(
+        {key: tuple(tensor.shape) for key, tensor in model.state_dict().items()},
+        {key: tuple(tensor.shape) for key, tensor in state_dict.items()},
+        strict,
+    )
+
+
+def check_shapes(
+    expected: dict[str, tuple[int, ...]], found: dict[str, tuple[int, ...]], strict: bool
+) -> None:
+    """`check_state_dict` on shapes alone: the model's `expected` ones against a file's."""
+    missing = [key for key in expected if key not in found]
+    unexpected = [key for key in found if key not in expected]
     mismatches = [
-        ShapeMismatch(key, tuple(tensor.shape), tuple(state_dict[key].shape))
-        for key, tensor in expected.items()
-        if key in state_dict and state_dict[key].shape != tensor.shape
+        ShapeMismatch(key, shape, found[key])
+        for key, shape in expected.items()
+        if key in found and found[key] != shape
     ]
     if mismatches or (strict and (missing or unexpected)):
         raise WeightsMismatchError(missing, unexpected, mismatches)

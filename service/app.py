@@ -15,10 +15,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TypedDict
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 
+from service.auth import require_read, resolve_authenticator
 from service.budget import ByteBudget
 from service.config import RepositoryConfig, blockserve_version, load_config
 from service.errors import InternalError, ServingError
@@ -28,16 +29,20 @@ from service.fastpath.routes import FAST_ROUTES, match, respond
 from service.imaging import decode_pool
 from service.management import ModelManager
 from service.metrics import Metrics
+from service.model_directory import ModelDirectory
 from service.model_store import ModelStore, overlay
 from service.offload import Offloader
 from service.repository import Loader, ModelRepository, load_model
 from service.routers import health, metrics, models, v2
+from service.routers import repository as repository_extension
 from service.routers.responses import OrjsonResponse, error_response
 from service.serving import Serving
 
 log = logging.getLogger(__name__)
 
-ROUTERS = (models.router, health.router, v2.router, metrics.router)
+ROUTERS = (models.router, health.router, v2.router, repository_extension.router, metrics.router)
+# Open to every client: load balancers and orchestrators probe these without a token.
+PROBE_ROUTERS = (health.router,)
 
 
 class BlockserveApp(FastAPI):
@@ -76,22 +81,33 @@ def create_app(
         registry = Metrics()
         store = ModelStore(config.server.state_dir) if config.server.state_dir else None
         served = overlay(config, store.read()) if store is not None else config
+        folder = config.server.model_repository
+        directory = ModelDirectory(folder) if folder is not None else None
+        if directory is not None:
+            served = directory.join(served)
         repository = ModelRepository(served, registry, loader=loader)
         pool = decode_pool(config.server.decode_threads, config.server.decode_niceness)
         server = config.server
         decoder = Offloader(
             pool, server.decode_threads, server.limits.max_decode_backlog, server.retry_after_s
         )
-        # Bind gRPC first: a taken port fails startup before any model starts loading.
-        grpc_server = await start_grpc_server(repository, config.server, grpc_host, decoder)
-        bodies = ByteBudget(server.limits.max_inflight_body_bytes, server.retry_after_s)
         manager = ModelManager(repository, store)
+        # Bind gRPC first: a taken port fails startup before any model starts loading.
+        app.state.auth = resolve_authenticator(config.server)
+        grpc_server = await start_grpc_server(
+            repository, config.server, grpc_host, decoder, manager=manager, auth=app.state.auth
+        )
+        bodies = ByteBudget(server.limits.max_inflight_body_bytes, server.retry_after_s)
         app.state.serving = Serving(config, repository, registry, decoder, bodies, manager)
         repository.start()
+        if directory is not None:
+            directory.start(manager)
         try:
             yield
         finally:
             log.info("shutting down: draining gRPC calls and queued requests")
+            if directory is not None:
+                await directory.stop()
             await stop_grpc_server(grpc_server, config.server.shutdown_timeout_s)
             await repository.close()
             pool.shutdown(wait=True)
@@ -105,7 +121,8 @@ def create_app(
         **_docs_urls(config.server.docs_enabled),
     )
     for router in ROUTERS:
-        app.include_router(router)
+        reads = [] if router in PROBE_ROUTERS else [Depends(require_read)]
+        app.include_router(router, dependencies=reads)
     for route in FAST_ROUTES:
         # Starlette serves an endpoint that is not a function as an ASGI app, as `route` is;
         # `add_route` declares only the request -> response function kind.

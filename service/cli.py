@@ -6,9 +6,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from service.commands import CliError, export, serve, train, zoo
+from service.commands import CliError, export, model, serve, train, zoo
 
-COMMAND_MODULES = (zoo, export, serve, train)
+COMMAND_MODULES = (zoo, export, serve, train, model)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,7 +25,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.handler(args) or 0
     except CliError as error:
         print(f"blockserve {args.command}: error: {error}", file=sys.stderr)
-        return 2
+        return error.exit_code
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from pydantic import (
     Field,
     PositiveFloat,
     PositiveInt,
+    SecretStr,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -30,6 +31,8 @@ from pydantic import (
 CONFIG_ENV = "BLOCKSERVE_CONFIG"
 HOME_ENV = "BLOCKSERVE_HOME"
 MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+# What a bearer token may hold: visible ASCII, so that it fits an HTTP header as it is.
+BEARER_TOKEN_PATTERN = re.compile(r"[\x21-\x7e]+")
 _VARIABLE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
 
 
@@ -157,8 +160,11 @@ class ModelConfig(_Strict):
     # loaded through the management API.
     version: PositiveInt | None = None
     version_policy: VersionPolicy = Field(default_factory=VersionPolicy)
-    arch: str
-    overrides: dict[str, Any] = Field(default_factory=dict)
+    # The network: a registry model (`blockserve models`), or a whole `NetworkSpec` as data
+    # (`models.spec`; its defaults are `models.default_cfgs.spec_default_cfg`'s). One of the two.
+    arch: str | None = None
+    spec: dict[str, Any] | None = None
+    overrides: dict[str, Any] = Field(default_factory=dict)  # applied to either
     weights: Path | None = None  # absent: random init, flagged untrained everywhere
     # When `weights` is missing, make it with this recipe at load (`models.recipes`, e.g.
     # `digits` trains resnet_digits from a fixed seed) instead of failing.
@@ -172,10 +178,23 @@ class ModelConfig(_Strict):
     top_k: PositiveInt = 5
     ort: OrtConfig = Field(default_factory=OrtConfig)
 
+    @property
+    def arch_name(self) -> str:
+        """The registry model's name, or `spec` for a network given as a spec."""
+        return self.arch or "spec"
+
+    @model_validator(mode="after")
+    def _check_network(self) -> ModelConfig:
+        if (self.arch is None) == (self.spec is None):
+            raise ValueError("set one of arch (a registry model) and spec (a NetworkSpec)")
+        return self
+
     @model_validator(mode="after")
     def _check_weights_recipe(self) -> ModelConfig:
         if self.weights_recipe is not None and self.weights is None:
             raise ValueError("weights_recipe needs `weights`: the file the recipe writes")
+        if self.weights_recipe is not None and self.arch is None:
+            raise ValueError("weights_recipe makes weights for a registry model: it needs arch")
         return self
 
     @model_validator(mode="after")
@@ -207,6 +226,7 @@ class ModelConfig(_Strict):
 
 class LimitsConfig(_Strict):
     max_body_bytes: PositiveInt = 32 * 1024 * 1024  # 413 above
+    max_weights_bytes: PositiveInt = 512 * 1024 * 1024  # a weights upload: 413 above
     max_image_pixels: PositiveInt = 40_000_000  # width * height, checked before decoding: 413
     max_images_per_request: PositiveInt = 64
     # Decoded size of one request's tensors (shape x datatype), checked before any data is
@@ -265,6 +285,52 @@ class GrpcConfig(_Strict):
     max_message_bytes: PositiveInt = 64 * 1024 * 1024
 
 
+class ModelRepositoryDir(_Strict):
+    """A model repository directory filled by hand, Triton-style (`service/model_directory.py`):
+    `<path>/<model>/config.yaml`, versions in numbered subdirectories."""
+
+    path: Path
+    # Rescan every this many seconds and load, reload or unload what changed; 0: read at start.
+    poll_interval_s: Annotated[float, Field(ge=0)] = 0.0
+
+    @field_validator("path", mode="before")
+    @classmethod
+    def _resolve_path(cls, value: Any, info: ValidationInfo) -> Any:
+        return _resolve(value, info) if isinstance(value, str | Path) else value
+
+
+class AuthConfig(_Strict):
+    """Bearer tokens (`service/auth.py`). Management operations always need the API token:
+    `$BLOCKSERVE_API_TOKEN`, else `token` or `token_file`, else one generated at first start
+    into `api-token` (mode 0600) in `server.state_dir`, else in `${BLOCKSERVE_HOME}`."""
+
+    token: SecretStr | None = None
+    token_file: Path | None = None
+    # When set (or `$BLOCKSERVE_INFERENCE_TOKEN`), inference needs it or the API token.
+    inference_token: SecretStr | None = None
+    # Metadata, statistics, metrics and model listings need a token too (either one); the
+    # probes `/health/live`, `/health/ready` and `grpc.health.v1` stay open.
+    protect_reads: bool = False
+
+    @field_validator("token", "inference_token")
+    @classmethod
+    def _header_safe(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not BEARER_TOKEN_PATTERN.fullmatch(value.get_secret_value()):
+            raise ValueError("a token must be visible ASCII characters, without spaces")
+        return value
+
+    @field_validator("token_file", mode="before")
+    @classmethod
+    def _resolve_token_file(cls, value: Any, info: ValidationInfo) -> Any:
+        return _resolve(value, info) if isinstance(value, str | Path) else value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> AuthConfig:
+        if self.token is not None and self.token_file is not None:
+            raise ValueError("set one of token, token_file")
+        return self
+
+
 class ServerConfig(_Strict):
     default_model: str | None = None  # None: the first model in `models`
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
@@ -272,6 +338,8 @@ class ServerConfig(_Strict):
     # Where models loaded, unloaded or made default at run time are recorded, to be served
     # again after a restart (`service/model_store.py`); unset: such changes last until exit.
     state_dir: Path | None = None
+    # Models kept in a directory (Triton-style), served with those of `models`.
+    model_repository: ModelRepositoryDir | None = None
     ort_threads: PositiveInt | None = None  # intra-op threads per ONNX Runtime session
     # Serving processes sharing the port, each with its own models (`service/workers.py`):
     # more than 1 lets small models' HTTP work use more cores; 1 suits models whose engine
@@ -294,6 +362,7 @@ class ServerConfig(_Strict):
     http: HttpConfig = Field(default_factory=HttpConfig)
     tls: TlsConfig | None = None  # HTTPS and gRPC over TLS when set
     grpc: GrpcConfig = Field(default_factory=GrpcConfig)
+    auth: AuthConfig = Field(default_factory=AuthConfig)
 
     @field_validator("cache_dir", "state_dir", mode="before")
     @classmethod
@@ -303,7 +372,8 @@ class ServerConfig(_Strict):
 
 class RepositoryConfig(_Strict):
     server: ServerConfig = Field(default_factory=ServerConfig)
-    models: Annotated[list[ModelConfig], Field(min_length=1)]
+    # May be empty when `server.model_repository` is set (its models join at start).
+    models: list[ModelConfig] = Field(default_factory=list)
     source: Path | None = Field(default=None, exclude=True)  # the YAML file, for messages
 
     @model_validator(mode="after")
@@ -313,6 +383,12 @@ class RepositoryConfig(_Strict):
         duplicates = sorted({f"{n} version {v}" for n, v in keys if keys.count((n, v)) > 1})
         if duplicates:
             raise ValueError(f"duplicate model versions: {', '.join(duplicates)}")
+        if self.server.model_repository is not None:
+            return self  # the directory's models are known at start only
+        if not names:
+            raise ValueError(
+                "models: List should have at least 1 item (or set server.model_repository)"
+            )
         default = self.server.default_model
         if default is not None and default not in names:
             raise ValueError(f"server.default_model {default!r} is not one of the models {names}")
@@ -356,16 +432,21 @@ def load_config(path: str | Path | None = None) -> RepositoryConfig:
     return parse_config(data, source=source.resolve())
 
 
-def _describe(error: ValidationError, data: dict) -> str:
-    lines = []
+def validation_problems(error: ValidationError, data: Any) -> list[str]:
+    """One `field: problem (got value)` per error, the field named as in `_field_path`."""
+    problems = []
     for item in error.errors():
         field = _field_path(item["loc"], data)
         got = f" (got {item['input']!r})" if item["loc"] and item["type"] != "missing" else ""
-        lines.append(f"  {field or '<root>'}: {item['msg']}{got}")
-    return "\n".join(lines)
+        problems.append(f"{field or '<root>'}: {item['msg']}{got}")
+    return problems
 
 
-def _field_path(loc: tuple, data: dict) -> str:
+def _describe(error: ValidationError, data: dict) -> str:
+    return "\n".join(f"  {problem}" for problem in validation_problems(error, data))
+
+
+def _field_path(loc: tuple, data: Any) -> str:
     """`('models', 0, 'batching', 'max_queue')` -> `models[0] (digits).batching.max_queue`."""
     parts: list[str] = []
     node: Any = data

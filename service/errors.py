@@ -52,6 +52,18 @@ class UnsupportedMediaType(InvalidInput):
     http_status = 415
 
 
+class Unauthenticated(ServingError):
+    """No bearer token, or an `Authorization` header that is not `Bearer <token>`."""
+
+    http_status = 401
+
+
+class PermissionDenied(ServingError):
+    """A bearer token that does not grant the operation."""
+
+    http_status = 403
+
+
 class ModelNotFound(ServingError):
     http_status = 404
 
@@ -148,6 +160,8 @@ def error_payload(error: ServingError) -> tuple[int, dict[str, object], dict[str
     headers = {}
     if isinstance(error, ModelNotFound):
         body["available"] = error.available
+    if isinstance(error, Unauthenticated):
+        headers["WWW-Authenticate"] = "Bearer"
     if error.retry_after_s is not None:
         headers["Retry-After"] = str(max(1, round(error.retry_after_s)))
     return error.http_status, body, headers

@@ -20,19 +20,21 @@ class ModelManager:
         self._state = store.read() if store is not None else ManagedState()
         self._lock = asyncio.Lock()
 
-    async def load(self, config: ModelConfig) -> ModelHandle:
+    async def load(self, config: ModelConfig, *, record: bool = True) -> ModelHandle:
         """Load a version of `config.name` (see `ModelRepository.load`); a READY one is
-        recorded with the model's other served versions."""
+        recorded with the model's other served versions (`record` false: not recorded, for
+        changes whose source keeps them, such as a model repository directory)."""
         async with self._lock:
             handle = await self.repository.load(config)
-            if handle.state is ModelState.READY:
+            if record and handle.state is ModelState.READY:
                 self._record_model(config.name)
             return handle
 
-    async def unload(self, name: str, version: str | None = None) -> None:
+    async def unload(self, name: str, version: str | None = None, *, record: bool = True) -> None:
         async with self._lock:
             await self.repository.unload(name, version)
-            self._record_model(name)
+            if record:
+                self._record_model(name)
 
     async def set_default(self, name: str) -> None:
         async with self._lock:

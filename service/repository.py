@@ -24,9 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from models import model_default_cfg, model_spec
 from models.export import Bundle, export_bundle, load_bundle
-from models.preprocessing import check_labels, served_labels
+from models.preprocessing import served_labels
 from models.recipes import ensure_weights, recipe_for
 from models.summary import Summary
 from service.batcher import Batcher, outputs_of
@@ -39,9 +38,9 @@ from service.errors import (
     QueueFull,
 )
 from service.imaging import Preprocess
-from service.imaging.preprocess import export_input_size
 from service.memory import release_free_memory
 from service.metrics import Metrics
+from service.network import network_of
 from service.runtimes.base import Runtime
 
 log = logging.getLogger(__name__)
@@ -85,24 +84,23 @@ def load_model(
     """Make missing weights (`weights_recipe`), export (cached), load and warm up one model.
     Blocking: runs in a thread.
 
-    The spec validates arch, overrides and configured labels up front; the network itself is
-    built (and the weights checked against it) by `export_bundle`, only when no identical bundle
-    is cached. Preprocess and labels are the config's, resolved against the bundle manifest's.
+    The network (a registry arch or a spec given whole, `service.network`), its overrides and
+    the configured labels are checked up front; the network itself is built (and the weights
+    checked against it) by `export_bundle`, only when no identical bundle is cached. Preprocess
+    and labels are the config's, resolved against the bundle manifest's.
     """
-    spec = model_spec(config.arch, **config.overrides)
-    num_classes = spec.head.num_classes
-    if config.labels is not None:
-        check_labels(config.labels, num_classes)
-    default = model_default_cfg(config.arch)
-    input_size = export_input_size(config.preprocess, default, spec.in_chans)
+    network = network_of(config)
+    num_classes = network.spec.num_classes
+    registry = config.arch is not None
     bundle_dir = export_bundle(
-        config.arch,
+        config.arch or config.name,
+        spec=None if registry else network.spec,
         fmt=config.format,
         weights=_weights(config, progress),
-        overrides=config.overrides,
+        overrides=config.overrides if registry else None,
         cache_dir=server.cache_dir,
         max_batch=config.batching.max_batch_size,
-        input_size=input_size,
+        input_size=network.input_size,
         progress=progress,
     )
     bundle = load_bundle(bundle_dir)
@@ -154,10 +152,11 @@ def _load_runtime(bundle: Bundle, device: str, options: dict[str, Any]) -> Runti
 def _weights(config: ModelConfig, progress: Callable[[str], None]) -> Path | None:
     """The configured weights file, made by the model's `weights_recipe` when missing."""
     if config.weights_recipe is not None:
-        assert config.weights is not None  # ModelConfig requires `weights` with a recipe
+        # ModelConfig requires `weights` and `arch` with a recipe
+        assert config.weights is not None and config.arch is not None
         return ensure_weights(config.weights_recipe, config.arch, config.weights, progress)
     if config.weights is not None and not config.weights.is_file():
-        recipe = recipe_for(config.arch)
+        recipe = recipe_for(config.arch_name)
         hint = f" (set `weights_recipe: {recipe}` to make it at start)" if recipe else ""
         raise FileNotFoundError(f"weights file {config.weights} not found{hint}")
     return config.weights
@@ -239,7 +238,7 @@ class ModelHandle:
         return {
             "name": self.name,
             "version": self.version,
-            "arch": self.config.arch,
+            "arch": self.config.arch_name,
             "state": str(self.state),
             "reason": self.reason,
             "trained": self.trained,
@@ -510,6 +509,15 @@ class ModelRepository:
                 self._default = next(iter(self._models))
         await asyncio.gather(*(handle.unload() for handle in handles))
         release_free_memory()
+
+    def add_failed(self, name: str, reason: str) -> ModelHandle:
+        """Show model `name` (not served) as FAILED with `reason` without loading anything: a
+        model whose config could not even be read, e.g. a broken model repository directory."""
+        config = ModelConfig.model_construct(name=name, version=1, arch="unknown")
+        handle = self._new_handle(config)
+        handle.set_state(ModelState.FAILED, reason)
+        self._add_handle(handle)
+        return handle
 
     def _add(self, config: ModelConfig) -> ModelHandle:
         handle = self._new_handle(config)

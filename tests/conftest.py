@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import os
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -15,6 +16,13 @@ import torch
 @pytest.fixture(autouse=True)
 def _seeded() -> None:
     torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _own_home(tmp_path_factory) -> None:
+    """Servers started by the tests keep what they write under `$BLOCKSERVE_HOME` (a generated
+    API token, state) out of the user's own home; their subprocesses inherit it."""
+    os.environ["BLOCKSERVE_HOME"] = str(tmp_path_factory.mktemp("blockserve-home"))
 
 
 @pytest.fixture(scope="session")

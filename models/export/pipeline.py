@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from models.builder import build_network
-from models.default_cfgs import DefaultCfg
+from models.default_cfgs import DefaultCfg, spec_default_cfg
 from models.export.bundle import (
     MANIFEST_SCHEMA,
     BundleError,
@@ -46,6 +46,7 @@ _EXPORT_LOCK = threading.Lock()  # exporters keep global state; one export per p
 def export_bundle(
     name: str,
     *,
+    spec: NetworkSpec | None = None,
     fmt: Literal["onnx", "torchscript"] = "onnx",
     weights: Path | None = None,
     overrides: dict | None = None,
@@ -57,6 +58,8 @@ def export_bundle(
     seed: int = 0,
 ) -> Path:
     """Export registry model `name` to a bundle under `cache_dir` and return its directory.
+    With `spec`, the network is that spec instead (`name` then only names the bundle; no
+    `overrides`) and its defaults are `spec_default_cfg`'s.
 
     A bundle with the same artifact inputs (see `cache_key`) is reused without exporting.
     `input_size` (C, *spatial) defaults to the model's default cfg; `sample_input`
@@ -69,8 +72,13 @@ def export_bundle(
     if max_batch < 1:
         raise ValueError(f"max_batch must be >= 1, got {max_batch}")
     overrides = _plain_data(overrides or {})
-    spec = model_spec(name, **overrides)
-    cfg = model_default_cfg(name)
+    if spec is None:
+        arch: str | None = name
+        spec, cfg = model_spec(name, **overrides), model_default_cfg(name)
+    elif overrides:
+        raise ValueError("overrides apply to registry models; apply them to the spec instead")
+    else:
+        arch, cfg = None, spec_default_cfg(spec.in_chans, spec.dims, spec.num_classes)
     input_shape = _input_shape(spec, cfg, input_size)
     if sample_input is not None:
         sample_input = _checked_sample(sample_input, input_shape)
@@ -78,7 +86,7 @@ def export_bundle(
     artifact = {
         "schema": MANIFEST_SCHEMA,
         "name": name,
-        "arch": name,
+        "arch": arch,
         "overrides": overrides,
         "spec": spec.to_dict(),
         "weights": weights_record,

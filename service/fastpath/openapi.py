@@ -125,6 +125,48 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "ModelStatisticsResponse": _object(
         {"model_stats": _array(ref("ModelStatistics"))}, "model_stats"
     ),
+    "RepositoryIndexRequest": _object(
+        {"ready": {**BOOLEAN, "description": "list only the models ready for inference"}}
+    ),
+    "RepositoryLoadRequest": _object(
+        {
+            "parameters": _object(
+                {
+                    "config": {
+                        **STRING,
+                        "description": "A blockserve model config as a JSON string: the "
+                        "fields of an entry under `models:` in the config file (`name` is the "
+                        "path's). Absent: reload the model's current config.",
+                    }
+                }
+            )
+        }
+    ),
+    "RepositoryUnloadRequest": _object(
+        {
+            "parameters": _object(
+                {
+                    "unload_dependents": {
+                        **BOOLEAN,
+                        "description": "accepted for Triton's clients; models have no dependents",
+                    }
+                }
+            )
+        }
+    ),
+    "RepositoryModelIndex": _object(
+        {
+            "name": STRING,
+            "version": {**STRING, "description": "absent for an unloaded model"},
+            "state": {**STRING, "examples": ["READY", "LOADING", "UNLOADING", "UNAVAILABLE"]},
+            "reason": STRING,
+        },
+        "name",
+        "state",
+        "reason",
+    ),
+    "RepositoryIndexResponse": _array(ref("RepositoryModelIndex")),
+    "RepositoryModelResponse": _object({}, description="Empty: the change took effect."),
     "RequestInput": _object(
         {
             "name": STRING,
@@ -187,6 +229,43 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "model_name",
         "outputs",
     ),
+    "ModelVersionState": _object(
+        {"version": STRING, "state": STRING, "reason": {"type": ["string", "null"]}},
+        "version",
+        "state",
+    ),
+    "ModelChange": _object(
+        {
+            "model": STRING,
+            "version": STRING,
+            "state": STRING,
+            "reason": {"type": ["string", "null"]},
+        },
+        "model",
+        "version",
+        "state",
+        description="The version a change loaded (READY; a FAILED load answers 400).",
+    ),
+    "ModelDetail": _object(
+        {
+            "model": STRING,
+            "default": BOOLEAN,
+            "version": STRING,
+            "state": STRING,
+            "reason": {"type": ["string", "null"]},
+            "versions": _array(ref("ModelVersionState")),
+            "last_error": {"type": ["string", "null"]},
+            "serving": PARAMETERS,
+        },
+        "model",
+        "version",
+        "state",
+        "versions",
+        description="A model's versions and, once loaded, its bundle manifest's fields.",
+        additionalProperties=True,
+    ),
+    "DefaultModel": _object({"default": STRING}, "default"),
+    "ModelUnloaded": _object({"model": STRING, "unloaded": _array(STRING)}, "model", "unloaded"),
     "Prediction": _object(
         {"index": INTEGER, "label": STRING, "score": {"type": "number"}},
         "index",
@@ -205,6 +284,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
 
 ERRORS = {
     400: 'Bad input; the body `{"error": ...}` names the problem.',
+    401: "A bearer token is needed (`Authorization: Bearer <token>`), or it is not valid.",
+    403: "The token is valid but does not grant this operation.",
     404: "Unknown model or version.",
     413: "Body, image, tensor or image count over a configured limit.",
     415: "Content-Type not accepted.",
@@ -221,6 +302,13 @@ def json_response(schema: str, description: str) -> dict[str, Any]:
 def ok(schema: str, description: str = "Successful Response") -> Responses:
     """An operation's 200 answer: a JSON `schema` of `SCHEMAS`."""
     return {"200": json_response(schema, description)}
+
+
+def optional_body(schema: str) -> dict[str, Any]:
+    """An operation's optional JSON body (`openapi_extra`), a schema of `SCHEMAS`."""
+    return {
+        "requestBody": {"required": False, "content": {"application/json": {"schema": ref(schema)}}}
+    }
 
 
 def errors(*statuses: int) -> Responses:
@@ -352,15 +440,23 @@ FASTAPI_VALIDATION_STATUS = "422"
 FASTAPI_VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")
 
 
+BEARER = "bearer"  # the API token (`service/auth.py`)
+
+
 def complete(schema: dict[str, Any]) -> dict[str, Any]:
-    """`schema` (FastAPI's document) with the hot routes, the shared schemas, and without
-    FastAPI's validation-error answers."""
+    """`schema` (FastAPI's document) with the hot routes, the shared schemas, the bearer
+    token on the operations that answer 401, and without FastAPI's validation-error
+    answers."""
     paths = schema.setdefault("paths", {})
     paths.update(PATHS)
     for operations in paths.values():
         for operation in operations.values():
             operation["responses"].pop(FASTAPI_VALIDATION_STATUS, None)
-    schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+            if "401" in operation["responses"]:
+                operation["security"] = [{BEARER: []}]
+    components = schema.setdefault("components", {})
+    components["securitySchemes"] = {BEARER: {"type": "http", "scheme": "bearer"}}
+    schemas = components.setdefault("schemas", {})
     for name in FASTAPI_VALIDATION_SCHEMAS:
         schemas.pop(name, None)
     schemas.update(SCHEMAS)

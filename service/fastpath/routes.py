@@ -13,6 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from service.auth import Access
 from service.errors import InternalError, ServingError
 from service.fastpath.exchange import Exchange, Receive, Scope, Send
 from service.fastpath.infer import infer
@@ -71,9 +72,11 @@ async def respond(
     send: Send,
     params: dict[str, str],
 ) -> None:
-    """Run `handler`; answer any error it raises; count the request."""
+    """Check the token inference needs, if any; run `handler`; answer any error it raises;
+    count the request."""
     exchange = Exchange(scope, receive, send)
     try:
+        scope["app"].state.auth.authorize(Access.INFER, exchange.headers.get(b"authorization"))
         await handler(serving, exchange, params)
     except ServingError as error:
         await exchange.send_error(error)

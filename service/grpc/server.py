@@ -15,7 +15,9 @@ import logging
 
 import grpc
 
+from service.auth import Authenticator
 from service.config import GrpcConfig, ServerConfig, TlsConfig
+from service.grpc.auth import guarded
 from service.grpc.generated import grpc_service_pb2 as pb
 from service.grpc.generated.health_pb2 import DESCRIPTOR as HEALTH_PROTO
 from service.grpc.generated.health_pb2_grpc import add_HealthServicer_to_server
@@ -24,6 +26,7 @@ from service.grpc.health import HealthService
 from service.grpc.reflection import SERVICE_NAME as REFLECTION_SERVICE
 from service.grpc.reflection import ReflectionService
 from service.grpc.servicer import InferenceServicer
+from service.management import ModelManager
 from service.offload import Offloader
 from service.repository import ModelRepository
 
@@ -53,11 +56,19 @@ def grpc_enabled(config: GrpcConfig) -> bool:
 
 
 async def start_grpc_server(
-    repository: ModelRepository, config: ServerConfig, host: str, decoder: Offloader
+    repository: ModelRepository,
+    config: ServerConfig,
+    host: str,
+    decoder: Offloader,
+    *,
+    manager: ModelManager | None = None,
+    auth: Authenticator | None = None,
 ) -> grpc.aio.Server | None:
     """Bind `host:config.grpc.port` (TLS when `config.tls` is set) and start serving; None when
     gRPC is disabled. Large messages are parsed, decoded and encoded by `decoder` (shared with
-    REST, so its backlog bound holds across protocols).
+    REST, so its backlog bound holds across protocols). The repository RPCs change the
+    repository through `manager` (None: one that keeps no record). Calls need the tokens
+    `auth` asks for (None: none).
 
     Must run on the event loop that serves the app: the servicer awaits the batchers there.
     """
@@ -65,7 +76,7 @@ async def start_grpc_server(
         log.info("gRPC server disabled")
         return None
     server = grpc.aio.server(options=server_options(config.grpc))
-    handlers = method_handlers(InferenceServicer(repository, decoder))
+    handlers = method_handlers(InferenceServicer(repository, decoder, manager), auth)
     server.add_generic_rpc_handlers(
         (grpc.method_handlers_generic_handler(SERVICE.full_name, handlers),)
     )
@@ -89,12 +100,17 @@ async def start_grpc_server(
     return server
 
 
-def method_handlers(servicer: InferenceServicer) -> dict[str, grpc.RpcMethodHandler]:
-    """The service's handlers by method name; those of `WIRE_METHODS` take and return bytes."""
+def method_handlers(
+    servicer: InferenceServicer, auth: Authenticator | None = None
+) -> dict[str, grpc.RpcMethodHandler]:
+    """The service's handlers by method name; those of `WIRE_METHODS` take and return bytes.
+    With `auth`, each checks the caller's token first when its kind of access needs one."""
     handlers: dict[str, grpc.RpcMethodHandler] = {}
     for method in SERVICE.methods:
-        behaviour = getattr(servicer, method.name)
         streaming = method.client_streaming and method.server_streaming
+        behaviour = getattr(servicer, method.name)
+        if auth is not None:
+            behaviour = guarded(behaviour, method.name, auth, streaming=streaming)
         make = (
             grpc.stream_stream_rpc_method_handler
             if streaming

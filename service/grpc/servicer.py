@@ -6,7 +6,8 @@ and ModelStreamInfer go through `ModelHandle.infer`, so gRPC and REST requests q
 same batchers; the client's gRPC deadline becomes the batcher deadline, and each inference
 request is counted in the Prometheus metrics with `protocol="grpc"` and the status code's name.
 A failed request of a stream answers with its `error_message` and the stream goes on, as
-Triton's does. Repository, shared-memory, trace and log RPCs answer UNIMPLEMENTED.
+Triton's does. The repository RPCs (Triton's model repository extension) change what is served
+through the `ModelManager`; shared-memory, trace and log RPCs answer UNIMPLEMENTED.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
@@ -24,7 +25,7 @@ import grpc
 import numpy as np
 from google.protobuf.json_format import ParseDict
 
-from service.errors import ServingError
+from service.errors import InvalidInput, ServingError, quoted
 from service.grpc.codec import (
     decode_inputs,
     encode_response,
@@ -40,6 +41,7 @@ from service.grpc.generated import model_config_pb2
 from service.grpc.generated.grpc_service_pb2_grpc import GRPCInferenceServiceServicer
 from service.grpc.status import status_code, trailing_metadata
 from service.grpc.stream import answer_concurrently
+from service.management import ModelManager
 from service.offload import Offloader
 from service.repository import ModelHandle, ModelRepository, ModelState
 from service.v2 import (
@@ -51,6 +53,13 @@ from service.v2 import (
 )
 from service.v2.inference import OutputRequest, response_id
 from service.v2.model_config import model_config
+from service.v2.model_repository import (
+    CONFIG_PARAMETER,
+    UNLOAD_DEPENDENTS,
+    load_model,
+    repository_index,
+    unload_model,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +73,6 @@ INTERNAL_ERROR = "internal error (see the server log)"
 INLINE_MAX_BYTES = 64 * 1024
 # Requests of one stream read but not yet answered to the client, at most.
 STREAM_WINDOW = 512
-REPOSITORY_RPC = "model repository operations are not served over gRPC"
 SHARED_MEMORY_RPC = "shared memory is not supported: send the tensors in the request"
 SETTINGS_RPC = "trace and log settings are not served"
 Context = grpc.aio.ServicerContext
@@ -130,6 +138,25 @@ def _maps_errors(method: Handler[RequestT, ResponseT]) -> Handler[RequestT, Resp
     return handler
 
 
+def _repository_parameters(
+    parameters: Mapping[str, pb.ModelRepositoryParameter], accepted: dict[str, str]
+) -> dict[str, Any]:
+    """The values of a repository RPC's `parameters`, each of the kind (oneof field) that
+    `accepted` names; `InvalidInput` for any other name or kind."""
+    values = {}
+    for name, parameter in parameters.items():
+        kind = accepted.get(name)
+        if kind is None:
+            raise InvalidInput(
+                f"unsupported parameter {quoted(name)}; accepted: {', '.join(accepted)}"
+            )
+        given = parameter.WhichOneof("parameter_choice")
+        if given != kind:
+            raise InvalidInput(f"parameter {name!r} must be a {kind}, got {given or 'none'}")
+        values[name] = getattr(parameter, kind)
+    return values
+
+
 def _unimplemented(rpc: str, reason: str) -> Handler[Any, Any]:
     async def handler(self: InferenceServicer, request: Any, context: Context) -> Any:
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{rpc}: {reason}")
@@ -143,10 +170,17 @@ class InferenceServicer(GRPCInferenceServiceServicer):
     (`service.grpc.server` registers them without (de)serializers), so that large messages are
     parsed and encoded by `decoder`."""
 
-    def __init__(self, repository: ModelRepository, decoder: Offloader) -> None:
+    def __init__(
+        self,
+        repository: ModelRepository,
+        decoder: Offloader,
+        manager: ModelManager | None = None,
+    ) -> None:
         self._repository = repository
         self._metrics = repository.metrics
         self._decoder = decoder
+        # None: run-time changes are made but not recorded (no `ModelStore`).
+        self._manager = manager or ModelManager(repository, None)
 
     async def ServerLive(
         self, request: pb.ServerLiveRequest, context: Context
@@ -236,9 +270,36 @@ class InferenceServicer(GRPCInferenceServiceServicer):
         async for response in answer_concurrently(messages, answer, STREAM_WINDOW):
             yield response
 
-    RepositoryIndex = _unimplemented("RepositoryIndex", REPOSITORY_RPC)
-    RepositoryModelLoad = _unimplemented("RepositoryModelLoad", REPOSITORY_RPC)
-    RepositoryModelUnload = _unimplemented("RepositoryModelUnload", REPOSITORY_RPC)
+    @_maps_errors
+    async def RepositoryIndex(
+        self, request: pb.RepositoryIndexRequest, context: Context
+    ) -> pb.RepositoryIndexResponse:
+        """Every served model version, and the unloaded models (UNAVAILABLE, with the reason);
+        `repository_name` is ignored: there is one repository."""
+        index = repository_index(self._repository, request.ready)
+        return pb.RepositoryIndexResponse(
+            models=[pb.RepositoryIndexResponse.ModelIndex(**entry) for entry in index]
+        )
+
+    @_maps_errors
+    async def RepositoryModelLoad(
+        self, request: pb.RepositoryModelLoadRequest, context: Context
+    ) -> pb.RepositoryModelLoadResponse:
+        """Load `model_name` from the `config` parameter (a JSON string), or reload it."""
+        parameters = _repository_parameters(request.parameters, {CONFIG_PARAMETER: "string_param"})
+        await load_model(self._manager, request.model_name, parameters.get(CONFIG_PARAMETER))
+        return pb.RepositoryModelLoadResponse()
+
+    @_maps_errors
+    async def RepositoryModelUnload(
+        self, request: pb.RepositoryModelUnloadRequest, context: Context
+    ) -> pb.RepositoryModelUnloadResponse:
+        """Unload every version of `model_name` (`unload_dependents` is accepted: blockserve
+        models have no dependents)."""
+        _repository_parameters(request.parameters, {UNLOAD_DEPENDENTS: "bool_param"})
+        await unload_model(self._manager, request.model_name)
+        return pb.RepositoryModelUnloadResponse()
+
     SystemSharedMemoryStatus = _unimplemented("SystemSharedMemoryStatus", SHARED_MEMORY_RPC)
     SystemSharedMemoryRegister = _unimplemented("SystemSharedMemoryRegister", SHARED_MEMORY_RPC)
     SystemSharedMemoryUnregister = _unimplemented("SystemSharedMemoryUnregister", SHARED_MEMORY_RPC)

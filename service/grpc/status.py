@@ -12,9 +12,11 @@ from service.errors import (
     ModelNotFound,
     ModelNotReady,
     PayloadTooLarge,
+    PermissionDenied,
     QueueFull,
     ServerBusy,
     ServingError,
+    Unauthenticated,
 )
 
 # Looked up along the error's MRO, so subclasses inherit their parent's code.
@@ -28,6 +30,8 @@ STATUS_CODES: dict[type[ServingError], grpc.StatusCode] = {
     DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
     ClientDisconnected: grpc.StatusCode.CANCELLED,
     InferenceFailed: grpc.StatusCode.INTERNAL,
+    Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
     ServingError: grpc.StatusCode.INTERNAL,
 }
 

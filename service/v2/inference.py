@@ -32,9 +32,15 @@ from service.postprocess import top_indices
 from service.repository import ModelHandle
 
 SERVER_NAME = "blockserve"
-# Triton's extension names, for exactly what both protocols serve (model repository, shared
-# memory, sequences, trace and logging are not served).
-SERVER_EXTENSIONS = ["binary_tensor_data", "classification", "model_configuration", "statistics"]
+# Triton's extension names, for exactly what both protocols serve (shared memory, sequences,
+# trace and logging are not served).
+SERVER_EXTENSIONS = [
+    "binary_tensor_data",
+    "classification",
+    "model_configuration",
+    "model_repository",
+    "statistics",
+]
 FLOAT_INPUTS = ("FP32", "FP16", "FP64")
 PIXEL_INPUTS = ("UINT8",)
 # Ids for requests that bring none: unique within this server process, cheap to make.
@@ -89,7 +95,7 @@ def model_metadata(handle: ModelHandle, versions: Sequence[str]) -> dict[str, An
         ],
         "parameters": {
             "trained": handle.trained,
-            "arch": handle.config.arch,
+            "arch": handle.config.arch_name,
             "accepted_input_datatypes": [*FLOAT_INPUTS, *PIXEL_INPUTS],
         },
     }

@@ -57,5 +57,5 @@ def model_config(handle: ModelHandle) -> dict[str, Any]:
             }
         ],
         "model_transaction_policy": {"decoupled": False},
-        "parameters": {"arch": {"string_value": config.arch}},
+        "parameters": {"arch": {"string_value": config.arch_name}},
     }

@@ -23,6 +23,7 @@ CLIENTS = Path(__file__).resolve().parent
 SCRIPT_TIMEOUT_S = 300
 INPUT_SEED = 0
 BATCH = 3
+MANAGEMENT_TOKEN = "client-tests-api-token"  # the server's API token: loads and unloads
 
 
 @dataclass(frozen=True)
@@ -62,11 +63,13 @@ def server_process(load_module) -> ModuleType:
 
 @pytest.fixture(scope="session")
 def serving_config(digits_weights, server_process, tmp_path_factory) -> dict[str, Any]:
-    """models.yaml content: the trained digits model (tests/conftest.py), gRPC on."""
+    """models.yaml content: the trained digits model (tests/conftest.py), gRPC on, management
+    by `MANAGEMENT_TOKEN`."""
     return {
         "server": {
             "cache_dir": str(tmp_path_factory.mktemp("client-bundles")),
             "grpc": {"enabled": True, "port": server_process.free_port()},
+            "auth": {"token": MANAGEMENT_TOKEN},
         },
         "models": [{"name": "digits", "arch": "resnet_digits", "weights": str(digits_weights)}],
     }

@@ -6,13 +6,14 @@ case is judged here as its own test."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pytest
 from client_checks import assert_classification, assert_logits, result_of
-from tritonclient_cases import CASES, CLASS_COUNT, MODEL, UNKNOWN_MODEL, VERSION
+from tritonclient_cases import CASES, CLASS_COUNT, COPY, MODEL, UNKNOWN_MODEL, VERSION
 
 pytestmark = pytest.mark.clients
 
@@ -108,6 +109,38 @@ def check_unknown_model_error(result: dict[str, Any], reference) -> None:
     assert UNKNOWN_MODEL in result["message"]
 
 
+def index_entry(index: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    """A model's entry, with the fields protobuf JSON leaves out when empty."""
+    (entry,) = [entry for entry in index if entry["name"] == name]
+    return {"version": "", "reason": "", **entry}
+
+
+def check_repository_index(result: list[dict[str, Any]], reference) -> None:
+    assert index_entry(result, MODEL) == {
+        "name": MODEL,
+        "version": VERSION,
+        "state": "READY",
+        "reason": "",
+    }
+
+
+def check_load_and_unload_model(result: dict[str, Any], reference) -> None:
+    """The copy served the served model's answers while loaded, and 404s once unloaded."""
+    name = result["name"]
+    assert name.startswith(COPY)
+    assert result["ready"] is True
+    check_inference(result["inference"], reference)
+    assert index_entry(result["index"], name)["state"] == "READY"
+    unloaded = index_entry(result["unloaded_index"], name)
+    assert (unloaded["state"], unloaded["reason"]) == ("UNAVAILABLE", "unloaded")
+    assert result["after_unload"]["status"] in ("404", "StatusCode.NOT_FOUND")
+
+
+def check_load_invalid_config(result: dict[str, Any], reference) -> None:
+    assert result["status"] in ("400", "StatusCode.INVALID_ARGUMENT")
+    assert "batching.max_queue" in result["message"]
+
+
 def check_inference(result: dict[str, Any], reference) -> None:
     assert result["id"] == result["sent_id"]
     assert_logits(result, reference.logits)
@@ -148,6 +181,9 @@ CHECKS: dict[str, Callable[[Any, Any], None]] = {
     "every_model_statistics": check_every_model_statistics,
     "model_version_one": check_model_version_one,
     "unknown_model_error": check_unknown_model_error,
+    "repository_index": check_repository_index,
+    "load_and_unload_model": check_load_and_unload_model,
+    "load_invalid_config": check_load_invalid_config,
     "infer": check_inference,
     "infer_json_inputs": check_inference,
     "infer_json_outputs": check_inference,
@@ -182,13 +218,19 @@ def test_every_case_has_a_check() -> None:
 
 
 @pytest.mark.parametrize(("family", "case"), CASE_PARAMS)
-def test_tritonclient(family: str, case: str, run_client_script, blockserve, reference) -> None:
+def test_tritonclient(
+    family: str, case: str, run_client_script, blockserve, reference, serving_config
+) -> None:
+    (served,) = serving_config["models"]
+    copy_config = {key: value for key, value in served.items() if key != "name"}
     outcomes = run_client_script(
         "tritonclient_cases.py",
         family,
         blockserve.http_address,
         blockserve.grpc_address,
         str(reference.images_path),
+        serving_config["server"]["auth"]["token"],
+        json.dumps(copy_config),
     )
     CHECKS[case](result_of(outcomes, case), reference)
 

@@ -1,7 +1,9 @@
 """Stock tritonclient 2.73 calls against a running blockserve; runs in the client venv.
 
-Usage: python tritonclient_cases.py FAMILY HTTP_ADDRESS GRPC_ADDRESS INPUTS_NPY
-FAMILY is one of http, http.aio, grpc, grpc.aio. Prints one JSON object on stdout: case name ->
+Usage: python tritonclient_cases.py FAMILY HTTP_ADDRESS GRPC_ADDRESS INPUTS_NPY TOKEN COPY_CONFIG
+FAMILY is one of http, http.aio, grpc, grpc.aio; TOKEN is the server's API token (for loads and
+unloads); COPY_CONFIG the JSON config of the served model, loaded under other names by the
+repository cases. Prints one JSON object on stdout: case name ->
 {"result": ...} or {"error": "..."}; the pytest side (test_tritonclient.py) judges the results.
 Every client call is the library's own, unchanged; results are only turned into JSON.
 """
@@ -15,6 +17,7 @@ import json
 import queue
 import sys
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -24,6 +27,7 @@ from case_outcomes import async_outcome
 MODEL = "digits"
 VERSION = "1"
 UNKNOWN_MODEL = "no-such-model"
+COPY = "digits_copy"  # the served model loaded again under this name (and the family's)
 INPUT = "input"
 OUTPUT = "logits"
 CLASS_COUNT = 3
@@ -45,15 +49,25 @@ def case(families: frozenset[str] = ALL) -> Callable[[Case], Case]:
     return register
 
 
+@dataclass(frozen=True)
+class Management:
+    token: str  # the server's API token
+    copy_config: str  # JSON: the served model's config, loaded under other names
+
+
 class Family:
     """One tritonclient flavour: its module, a client, and how its answers read."""
 
-    def __init__(self, name: str, http_address: str, grpc_address: str, images: np.ndarray):
+    def __init__(
+        self, name: str, addresses: tuple[str, str], images: np.ndarray, management: Management
+    ):
         self.name = name
         self.is_http = name.startswith("http")
         self.module = importlib.import_module(f"tritonclient.{name}")
-        self.address = http_address if self.is_http else grpc_address
+        self.address = addresses[0] if self.is_http else addresses[1]
         self.images = images
+        self.management_headers = {"authorization": f"Bearer {management.token}"}
+        self.copy_config = management.copy_config
         self.client = self.new_client()
 
     def new_client(self, **options: Any) -> Any:
@@ -75,6 +89,11 @@ class Family:
         config = await self.described("get_model_config", MODEL, **kwargs)
         return config if self.is_http else config["config"]
 
+    async def repository_index(self) -> list[dict[str, Any]]:
+        """The index entries (gRPC: protobuf JSON, which leaves empty strings out)."""
+        index = await self.described("get_model_repository_index")
+        return index if self.is_http else index.get("models", [])
+
     def inputs(self, binary_data: bool = True) -> list[Any]:
         tensor = self.module.InferInput(INPUT, list(self.images.shape), "FP32")
         if self.is_http:
@@ -87,10 +106,10 @@ class Family:
         options = {"binary_data": binary_data} if self.is_http else {}
         return [self.module.InferRequestedOutput(OUTPUT, class_count=class_count, **options)]
 
-    async def infer(self, request_id: str, **kwargs: Any) -> dict[str, Any]:
+    async def infer(self, request_id: str, model: str = MODEL, **kwargs: Any) -> dict[str, Any]:
         kwargs.setdefault("inputs", self.inputs())
         client = kwargs.pop("client", None)
-        result = await self.call("infer", MODEL, request_id=request_id, client=client, **kwargs)
+        result = await self.call("infer", model, request_id=request_id, client=client, **kwargs)
         return {"sent_id": request_id, **answer(result)}
 
     async def close(self) -> None:
@@ -236,8 +255,51 @@ async def model_version_one(family: Family) -> dict[str, Any]:
 @case()
 async def unknown_model_error(family: Family) -> dict[str, Any]:
     """Inference on a model the server does not have fails with the server's own message."""
+    return await server_error(family, "infer", UNKNOWN_MODEL, family.inputs())
+
+
+@case()
+async def repository_index(family: Family) -> list[dict[str, Any]]:
+    return await family.repository_index()
+
+
+@case()
+async def load_and_unload_model(family: Family) -> dict[str, Any]:
+    """A copy of the served model loaded from its config under a name of this family's, used,
+    then unloaded (the other cases keep the server to themselves)."""
+    name = f"{COPY}_{family.name.replace('.', '_')}"
+    await family.call(
+        "load_model", name, config=family.copy_config, headers=family.management_headers
+    )
     try:
-        await family.call("infer", UNKNOWN_MODEL, family.inputs())
+        loaded = {
+            "ready": await family.call("is_model_ready", name),
+            "inference": await family.infer(f"{name}-infer", model=name),
+            "index": await family.repository_index(),
+        }
+    finally:
+        await family.call("unload_model", name, headers=family.management_headers)
+    return {
+        "name": name,
+        **loaded,
+        "unloaded_index": await family.repository_index(),
+        "after_unload": await server_error(family, "infer", name, family.inputs()),
+    }
+
+
+@case()
+async def load_invalid_config(family: Family) -> dict[str, Any]:
+    """A config that does not validate is refused, naming the field."""
+    config = json.dumps({**json.loads(family.copy_config), "batching": {"max_queue": 0}})
+    return await server_error(
+        family, "load_model", f"{COPY}_invalid", config=config, headers=family.management_headers
+    )
+
+
+async def server_error(family: Family, method: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """The status and message of the error the call raises."""
+    try:
+        await family.call(method, *args, **kwargs)
     except family.module.InferenceServerException as error:
         return {"status": error.status(), "message": error.message()}
     return {"status": None, "message": None}
@@ -382,8 +444,10 @@ async def stream(family: Family, ids: list[str], outputs: list[Any]) -> list[dic
     return results
 
 
-async def run_cases(family_name: str, addresses: tuple[str, str], images: np.ndarray) -> dict:
-    family = Family(family_name, *addresses, images)  # aio clients need the running loop
+async def run_cases(
+    family_name: str, addresses: tuple[str, str], images: np.ndarray, management: Management
+) -> dict:
+    family = Family(family_name, addresses, images, management)  # aio clients need the loop
     outcomes: dict[str, Any] = {}
     try:
         for name, (function, families) in CASES.items():
@@ -396,9 +460,11 @@ async def run_cases(family_name: str, addresses: tuple[str, str], images: np.nda
 
 
 def main() -> None:
-    family_name, http_address, grpc_address, inputs_path = sys.argv[1:5]
+    family_name, http_address, grpc_address, inputs_path, token, copy_config = sys.argv[1:7]
     images = np.load(inputs_path).astype(np.float32)
-    outcomes = asyncio.run(run_cases(family_name, (http_address, grpc_address), images))
+    management = Management(token, copy_config)
+    addresses = (http_address, grpc_address)
+    outcomes = asyncio.run(run_cases(family_name, addresses, images, management))
     print(json.dumps(outcomes, default=str))
 
 

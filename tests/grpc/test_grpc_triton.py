@@ -224,8 +224,6 @@ async def test_the_response_id_is_the_request_id_else_a_generated_one(serving: S
 @pytest.mark.parametrize(
     ("rpc", "request_message", "reason"),
     [
-        ("RepositoryIndex", pb.RepositoryIndexRequest(), "repository"),
-        ("RepositoryModelLoad", pb.RepositoryModelLoadRequest(model_name="tiny"), "repository"),
         ("SystemSharedMemoryStatus", pb.SystemSharedMemoryStatusRequest(), "shared memory"),
         ("CudaSharedMemoryRegister", pb.CudaSharedMemoryRegisterRequest(), "shared memory"),
         ("TraceSetting", pb.TraceSettingRequest(), "trace"),

@@ -175,7 +175,7 @@ async def test_failing_models_are_reported_with_their_reason_and_others_serve(
     )
     assert models["typo"]["state"] == "FAILED" and "resnet_digits" in models["typo"]["reason"]
     assert models["mislabelled"]["reason"] == (
-        "ValueError: 2 labels configured for a model with 10 classes"
+        "ModelConfigError: labels: 2 labels configured for a model with 10 classes"
     )
     assert ready.status_code == 503 and ready.json()["state"] == "FAILED"
     assert spare.status_code == 200

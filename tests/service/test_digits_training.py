@@ -94,5 +94,5 @@ def test_serve_prepare_loads_every_model_and_fails_if_one_failed(
     assert main(["serve", "--config", str(config), "--prepare"]) == 1
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "digits: READY"
-    assert out[1].startswith("typo: FAILED (KeyError:")
+    assert out[1].startswith("typo: FAILED (ModelConfigError: arch: unknown model")
     assert any(path.is_dir() for path in bundle_cache.glob("resnet_digits-onnx-*"))

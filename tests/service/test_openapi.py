@@ -148,3 +148,24 @@ def test_the_document_is_valid_openapi(document):
     validator = pytest.importorskip("openapi_spec_validator")
 
     validator.validate(document)
+
+
+def test_management_operations_and_only_they_ask_for_the_bearer_token(document):
+    guarded = {
+        (method, path)
+        for method, path, operation in operations(document)
+        if "security" in operation
+    }
+
+    assert document["components"]["securitySchemes"] == {
+        "bearer": {"type": "http", "scheme": "bearer"}
+    }
+    assert guarded == {
+        ("put", "/models/{name}"),
+        ("patch", "/models/{name}"),
+        ("delete", "/models/{name}"),
+        ("put", "/models/{name}/weights"),
+        ("put", "/models/{name}/default"),
+        ("post", "/v2/repository/models/{name}/load"),
+        ("post", "/v2/repository/models/{name}/unload"),
+    }

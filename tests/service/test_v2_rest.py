@@ -22,7 +22,13 @@ async def test_server_metadata_and_health_answer_with_bodies(config, runtime):
         "name": "blockserve",
         "version": metadata.json()["version"],
         # exactly what is served, in Triton's names
-        "extensions": ["binary_tensor_data", "classification", "model_configuration", "statistics"],
+        "extensions": [
+            "binary_tensor_data",
+            "classification",
+            "model_configuration",
+            "model_repository",
+            "statistics",
+        ],
     }
     assert slash.status_code == 200 and slash.json() == metadata.json()  # no redirect
     assert live.status_code == 200 and live.json() == {"live": True}
