@@ -27,7 +27,7 @@ from service.fastpath import openapi
 from service.fastpath.exchange import Receive, Scope, Send
 from service.fastpath.routes import FAST_ROUTES, match, respond
 from service.imaging import decode_pool
-from service.management import ModelManager
+from service.management import ModelManager, management_refusal
 from service.metrics import Metrics
 from service.model_directory import ModelDirectory
 from service.model_store import ModelStore, overlay
@@ -91,7 +91,7 @@ def create_app(
         decoder = Offloader(
             pool, server.decode_threads, server.limits.max_decode_backlog, server.retry_after_s
         )
-        manager = ModelManager(repository, store)
+        manager = ModelManager(repository, store, management_refusal(config.server))
         # Bind gRPC first: a taken port fails startup before any model starts loading.
         app.state.auth = resolve_authenticator(config.server)
         grpc_server = await start_grpc_server(

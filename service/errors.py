@@ -64,6 +64,12 @@ class PermissionDenied(ServingError):
     http_status = 403
 
 
+class ManagementUnavailable(ServingError):
+    """Models cannot be changed at run time in this server setup."""
+
+    http_status = 409
+
+
 class ModelNotFound(ServingError):
     http_status = 404
 

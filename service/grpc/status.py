@@ -9,6 +9,7 @@ from service.errors import (
     DeadlineExceeded,
     InferenceFailed,
     InvalidInput,
+    ManagementUnavailable,
     ModelNotFound,
     ModelNotReady,
     PayloadTooLarge,
@@ -32,6 +33,7 @@ STATUS_CODES: dict[type[ServingError], grpc.StatusCode] = {
     InferenceFailed: grpc.StatusCode.INTERNAL,
     Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
     PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
+    ManagementUnavailable: grpc.StatusCode.FAILED_PRECONDITION,
     ServingError: grpc.StatusCode.INTERNAL,
 }
 

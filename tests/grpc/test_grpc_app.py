@@ -20,6 +20,7 @@ from grpc_harness import (
 )
 
 from service.app import create_app
+from service.config import ModelConfig, VersionPolicy
 from service.grpc.generated import grpc_service_pb2 as pb
 from service.grpc.generated.grpc_service_pb2_grpc import GRPCInferenceServiceStub
 
@@ -129,3 +130,37 @@ async def test_a_taken_grpc_port_fails_startup_before_any_model_loads(fakes, tmp
         await asyncio.sleep(0.05)  # a loading task, had one started, would have run by now
 
     assert loaded == []
+
+
+async def test_each_version_answers_by_its_number_over_rest_and_grpc(fakes, tmp_path) -> None:
+    port = free_port()
+    config = fakes.repository_config(tmp_path, grpc={"port": port})
+    zeros = images(0, shape=DIGIT_SHAPE)
+    body = {"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, *DIGIT_SHAPE]}]}
+    body["inputs"][0]["data"] = [0.0] * 64
+    runtime = fakes.FakeRuntime(num_classes=10)
+    async with (
+        fakes.in_process(config, fakes.fake_loader(runtime)) as (client, serving),
+        grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel,
+    ):
+        both = VersionPolicy(all=True)
+        await serving.manager.load(
+            ModelConfig(name="digits", arch="resnet_digits", version_policy=both)
+        )
+        stub = GRPCInferenceServiceStub(channel)
+
+        def request(version: str) -> pb.ModelInferRequest:
+            return infer_request(zeros, raw=True, model="digits", model_version=version)
+
+        rest = {
+            version: (await client.post(f"/v2/models/digits{path}/infer", json=body)).json()
+            for version, path in (("1", "/versions/1"), ("2", "/versions/2"), ("", ""))
+        }
+        over_grpc = {version: await stub.ModelInfer(request(version)) for version in ("1", "2", "")}
+        metadata = await stub.ModelMetadata(pb.ModelMetadataRequest(name="digits", version="1"))
+        missing = await call_error(stub.ModelInfer, request("3"))
+
+    assert [rest[v]["model_version"] for v in ("1", "2", "")] == ["1", "2", "2"]
+    assert [over_grpc[v].model_version for v in ("1", "2", "")] == ["1", "2", "2"]
+    assert list(metadata.versions) == ["1", "2"]
+    assert missing.code() is grpc.StatusCode.NOT_FOUND and "versions: 1, 2" in missing.details()

@@ -13,6 +13,8 @@ from service.management import ModelManager
 from service.model_store import ManagedState, ModelStore, overlay
 from service.repository import ModelRepository
 
+TOKEN = "store-tests-token"
+
 
 async def manager_for(config, metrics, store) -> ModelManager:
     repository = ModelRepository(config, metrics, loader=fake_loader(FakeRuntime(num_classes=10)))
@@ -98,3 +100,16 @@ async def test_the_app_serves_what_its_state_dir_recorded(tmp_path):
         ("digits", "READY"),
         ("added", "READY"),
     ]
+
+
+async def test_api_changes_are_refused_with_several_workers_naming_why(tmp_path):
+    config = repository_config(tmp_path, {}, workers=2, auth={"token": TOKEN})
+    async with in_process(config, fake_loader(FakeRuntime(num_classes=10))) as (client, _):
+        answer = await client.put(
+            "/models/other",
+            json={"arch": "resnet_digits"},
+            headers={"authorization": f"Bearer {TOKEN}"},
+        )
+
+    assert answer.status_code == 409
+    assert "server.workers: 2" in answer.json()["error"]
