@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cli_run import run
 
 from service.auth import API_TOKEN_ENV
-from service.cli import main
 
 TOKEN = "cli-test-token"
 TABLE_HEADER = ["NAME", "VERSION", "STATE", "ARCH", "FORMAT", "DEVICE", "INSTANCES", "DEFAULT"]
@@ -34,15 +34,6 @@ def server(load_module, digits_weights, tmp_path_factory):
 @pytest.fixture(autouse=True)
 def _no_token_in_environment(monkeypatch) -> None:
     monkeypatch.delenv(API_TOKEN_ENV, raising=False)
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exit_:  # argparse usage errors
-        code = exit_.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def digits_file(directory: Path, weights: Path, **fields) -> Path:

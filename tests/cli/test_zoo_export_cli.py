@@ -6,20 +6,11 @@ import json
 
 import numpy as np
 import pytest
+from cli_run import run
 
 from models.export import load_bundle
 from models.registry import create_model, list_models
 from models.weights import save_weights
-from service.cli import main
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exit_:  # argparse usage errors
-        code = exit_.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def test_models_lists_the_whole_registry_with_input_sizes(capsys):
