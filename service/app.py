@@ -33,16 +33,25 @@ from service.model_directory import ModelDirectory
 from service.model_store import ModelStore, overlay
 from service.offload import Offloader
 from service.repository import Loader, ModelRepository, load_model
-from service.routers import health, metrics, models, v2
+from service.routers import health, metrics, models, ui, v2
 from service.routers import repository as repository_extension
 from service.routers.responses import OrjsonResponse, error_response
 from service.serving import Serving
 
 log = logging.getLogger(__name__)
 
-ROUTERS = (models.router, health.router, v2.router, repository_extension.router, metrics.router)
-# Open to every client: load balancers and orchestrators probe these without a token.
-PROBE_ROUTERS = (health.router,)
+ROUTERS = (
+    models.router,
+    health.router,
+    v2.router,
+    repository_extension.router,
+    metrics.router,
+    ui.router,
+    ui.page_router,
+)
+# Open to every client: load balancers and orchestrators probe these without a token, and a
+# browser opening the page sends none.
+PROBE_ROUTERS = (health.router, ui.page_router)
 
 
 class BlockserveApp(FastAPI):
@@ -123,6 +132,7 @@ def create_app(
     for router in ROUTERS:
         reads = [] if router in PROBE_ROUTERS else [Depends(require_read)]
         app.include_router(router, dependencies=reads)
+    app.mount(ui.STATIC_PATH, ui.static_files())
     for route in FAST_ROUTES:
         # Starlette serves an endpoint that is not a function as an ASGI app, as `route` is;
         # `add_route` declares only the request -> response function kind.

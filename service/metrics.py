@@ -6,6 +6,12 @@ name for `protocol="grpc"`. The same events feed Triton's statistics (`metrics.s
 
 from __future__ import annotations
 
+import math
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -25,6 +31,35 @@ LATENCY_BUCKETS = (
 )  # fmt: skip
 BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 SUCCESS_STATUSES = frozenset({"200", "OK"})
+INFINITY = "+Inf"  # the last bucket's bound, as Prometheus writes it
+
+
+@dataclass
+class ModelFigures:
+    """One model version's figures: cumulative since start, but `queue_depth` (now)."""
+
+    requests: int = 0  # answered, any status
+    errors: int = 0  # answered with a status other than success
+    latency_buckets: dict[float, int] = field(
+        default_factory=lambda: dict.fromkeys([*LATENCY_BUCKETS, math.inf], 0)
+    )  # upper bound (seconds) -> requests at most that long
+    batches: int = 0
+    images: int = 0  # in those batches
+    queue_depth: int = 0  # images waiting, every instance
+
+    def to_dict(self) -> dict[str, Any]:
+        buckets = [
+            [bound if bound != math.inf else INFINITY, count]
+            for bound, count in self.latency_buckets.items()
+        ]
+        return {
+            "requests": self.requests,
+            "errors": self.errors,
+            "latency_buckets": buckets,
+            "batches": self.batches,
+            "images": self.images,
+            "queue_depth": self.queue_depth,
+        }
 
 
 class Metrics:
@@ -112,6 +147,37 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+    def snapshot(self) -> dict[tuple[str, str], ModelFigures]:
+        """The figures of every (model, version) the series have seen; request latencies are
+        summed over the protocols."""
+        figures: defaultdict[tuple[str, str], ModelFigures] = defaultdict(ModelFigures)
+        for key, name, labels, value in _samples(self.requests):
+            if name.endswith("_total"):
+                figures[key].requests += int(value)
+                if labels["status"] not in SUCCESS_STATUSES:
+                    figures[key].errors += int(value)
+        for key, name, labels, value in _samples(self.total_seconds):
+            if name.endswith("_bucket"):
+                figures[key].latency_buckets[float(labels["le"])] += int(value)
+        for key, name, _, value in _samples(self.batch_size):
+            if name.endswith("_count"):
+                figures[key].batches += int(value)
+            elif name.endswith("_sum"):
+                figures[key].images += int(value)
+        for key, _, _, value in _samples(self.queue_depth):
+            figures[key].queue_depth += int(value)
+        return dict(figures)
+
+
+def _samples(
+    collector: Counter | Histogram | Gauge,
+) -> Iterator[tuple[tuple[str, str], str, dict[str, str], float]]:
+    """Each sample of `collector` as ((model, version), sample name, labels, value)."""
+    for family in collector.collect():
+        for sample in family.samples:
+            key = (sample.labels["model"], sample.labels["version"])
+            yield key, sample.name, sample.labels, sample.value
 
 
 class BatchMetrics:

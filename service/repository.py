@@ -73,6 +73,7 @@ class LoadedModel:
     num_classes: int
     device: str
     inline_max_images: int = 0  # batches up to this size run on the event loop
+    bundle_dir: Path | None = None  # the exported bundle the runtimes were loaded from
 
 
 Loader = Callable[[ModelConfig, ServerConfig, Callable[[str], None]], LoadedModel]
@@ -129,6 +130,7 @@ def load_model(
             config.batching.max_batch_size,
             config.batching.inline_max_ms / 1000,
         ),
+        bundle_dir=bundle_dir,
     )
 
 

@@ -265,6 +265,57 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         additionalProperties=True,
     ),
     "DefaultModel": _object({"default": STRING}, "default"),
+    "ModelFigures": _object(
+        {
+            "name": STRING,
+            "version": STRING,
+            "state": STRING,
+            "requests": {**INTEGER, "description": "requests answered, any status"},
+            "errors": {**INTEGER, "description": "requests answered with an error"},
+            "latency_buckets": _array(
+                _array({"type": ["number", "string"]}, minItems=2, maxItems=2),
+                description='[upper bound in seconds (the last "+Inf"), requests at most '
+                "that long], over every protocol",
+            ),
+            "batches": INTEGER,
+            "images": {**INTEGER, "description": "in those batches"},
+            "queue_depth": {**INTEGER, "description": "images waiting now, every instance"},
+        },
+        "name",
+        "version",
+        "state",
+        "requests",
+        "errors",
+        "latency_buckets",
+        "batches",
+        "images",
+        "queue_depth",
+    ),
+    "Figures": _object(
+        {
+            "time": {"type": "number", "description": "seconds since the epoch"},
+            "models": _array(ref("ModelFigures")),
+        },
+        "time",
+        "models",
+        description="Every served version's figures, cumulative since the server started "
+        "(but `queue_depth`): rates are differences between two snapshots.",
+    ),
+    "Architecture": _object(
+        {
+            "name": STRING,
+            "default_input_size": _array(INTEGER, description="(channels, *spatial sizes)"),
+            "num_classes": INTEGER,
+            "weights_recipe": {
+                "type": ["string", "null"],
+                "description": "the recipe that trains its weights, if any",
+            },
+        },
+        "name",
+        "default_input_size",
+        "num_classes",
+    ),
+    "Registry": _object({"architectures": _array(ref("Architecture"))}, "architectures"),
     "ModelUnloaded": _object({"model": STRING, "unloaded": _array(STRING)}, "model", "unloaded"),
     "Prediction": _object(
         {"index": INTEGER, "label": STRING, "score": {"type": "number"}},
