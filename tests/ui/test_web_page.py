@@ -75,6 +75,11 @@ def digits_requests_per_second(driver) -> float:
     return float(re.search(r"requests/s\s+([\d.]+)", card.text).group(1))
 
 
+def digits_chart_points(driver) -> int:
+    line = driver.find_element(By.CSS_SELECTOR, '[aria-label="Model digits@1"] svg.spark polyline')
+    return len((line.get_attribute("points") or "").split())
+
+
 def test_models_view_shows_each_model_with_its_live_figures(driver, server, tmp_path):
     driver.get(f"{server}/")
     wait(driver, lambda d: len(d.find_elements(By.CSS_SELECTOR, ".card .figures")) == 2)
@@ -84,10 +89,15 @@ def test_models_view_shows_each_model_with_its_live_figures(driver, server, tmp_
     assert "requests/s" in text and "p99" in text and "queue depth" in text
     assert len(driver.find_elements(By.CSS_SELECTOR, ".card svg.spark polyline")) == 10
     digit = digit_png(tmp_path, 7).read_bytes()
-    for _ in range(TRAFFIC_REQUESTS):
-        answer = httpx.post(f"{server}/predict?model=digits", files={"files": digit}, timeout=30)
-        assert answer.status_code == 200
-    wait(driver, lambda d: digits_requests_per_second(d) > 0)
+
+    def traffic_charted(driver) -> bool:
+        """Send a round of requests; true once the digits charts hold a few polls of it."""
+        for _ in range(TRAFFIC_REQUESTS):
+            answer = httpx.post(f"{server}/predict?model=digits", files={"files": digit})
+            assert answer.status_code == 200
+        return digits_requests_per_second(driver) > 0 and digits_chart_points(driver) >= 5
+
+    wait(driver, traffic_charted, timeout=60)
     screenshot(driver, "models")
     assert_clean(driver, server)
 
