@@ -124,6 +124,27 @@ class OrtConfig(_Strict):
     allow_spinning: bool = False
 
 
+class CalibrationConfig(_Strict):
+    """Static int8 quantization of a model (`precision: int8`): what it calibrates on and how
+    close to fp32 the export requires it to stay."""
+
+    # A folder of images, preprocessed as served; unset: the digits model's training images.
+    images: Path | None = None
+    samples: PositiveInt = 128  # calibration images
+    # Further images the int8 model is verified on (digits: its whole test split).
+    held_out: PositiveInt = 64
+    method: Literal["minmax", "entropy", "percentile"] = "minmax"
+    # Trained weights: share of held-out inputs whose int8 top-1 class is fp32's.
+    min_top1_agreement: Annotated[float, Field(ge=0, le=1)] = 0.99
+    # Random-init weights (top-1 says little): mean cosine of int8 and fp32 logits.
+    min_cosine_similarity: Annotated[float, Field(ge=-1, le=1)] = 0.99
+
+    @field_validator("images", mode="before")
+    @classmethod
+    def _resolve_images(cls, value: Any, info: ValidationInfo) -> Any:
+        return _resolve(value, info) if isinstance(value, str | Path) else value
+
+
 class VersionPolicy(_Strict):
     """Which versions of a model are served (Triton's `version_policy`): the `latest` N
     version numbers (default 1), `all`, or the `specific` ones listed. A version that becomes
@@ -170,6 +191,9 @@ class ModelConfig(_Strict):
     # `digits` trains resnet_digits from a fixed seed) instead of failing.
     weights_recipe: str | None = None
     format: Literal["onnx", "torchscript"] = "onnx"
+    # The served arithmetic: int8 is quantized at export (`calibration`), `format: onnx` only.
+    precision: Literal["fp32", "int8"] = "fp32"
+    calibration: CalibrationConfig = Field(default_factory=CalibrationConfig)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     instances: PositiveInt = 1
     batching: BatchingConfig = Field(default_factory=BatchingConfig)
@@ -201,6 +225,14 @@ class ModelConfig(_Strict):
     def _check_runtime_section(self) -> ModelConfig:
         if "ort" in self.model_fields_set and self.format != "onnx":
             raise ValueError(f"ort options apply to format 'onnx' only, not {self.format!r}")
+        return self
+
+    @model_validator(mode="after")
+    def _check_precision(self) -> ModelConfig:
+        if self.precision == "int8" and self.format != "onnx":
+            raise ValueError(f"precision 'int8' needs format 'onnx', not {self.format!r}")
+        if "calibration" in self.model_fields_set and self.precision != "int8":
+            raise ValueError("calibration applies to precision 'int8' only")
         return self
 
     @field_validator("weights", mode="before")

@@ -29,6 +29,7 @@ from models.preprocessing import served_labels
 from models.recipes import ensure_weights, recipe_for
 from models.summary import Summary
 from service.batcher import Batcher, outputs_of
+from service.calibration import model_int8_calibration
 from service.config import ModelConfig, RepositoryConfig, ServerConfig, VersionPolicy
 from service.errors import (
     InvalidInput,
@@ -103,6 +104,7 @@ def load_model(
         max_batch=config.batching.max_batch_size,
         input_size=network.input_size,
         progress=progress,
+        int8=model_int8_calibration(config, network),
     )
     bundle = load_bundle(bundle_dir)
     preprocess = Preprocess.resolve(config.preprocess, bundle.manifest["preprocess"])
@@ -246,6 +248,7 @@ class ModelHandle:
             "trained": self.trained,
             "weights": self.config.weights.name if self.config.weights else "random-init",
             "format": self.config.format,
+            "precision": self.config.precision,
             "platform": self.platform,
             "device": loaded.device if loaded else self.config.device,
             "instances": self.config.instances,

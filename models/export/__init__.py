@@ -5,5 +5,15 @@ from models.export.bundle import Bundle, BundleError, load_bundle
 from models.export.formats import FORMATS
 from models.export.parity import ParityError
 from models.export.pipeline import export_bundle
+from models.export.quantize import Int8Calibration, QuantizationError
 
-__all__ = ["FORMATS", "Bundle", "BundleError", "ParityError", "export_bundle", "load_bundle"]
+__all__ = [
+    "FORMATS",
+    "Bundle",
+    "BundleError",
+    "Int8Calibration",
+    "ParityError",
+    "QuantizationError",
+    "export_bundle",
+    "load_bundle",
+]

@@ -30,6 +30,7 @@ from models.export.bundle import (
 )
 from models.export.formats import ArtifactFormat, get_format
 from models.export.parity import ParityInput, check_parity, random_inputs
+from models.export.quantize import Int8Calibration, quantize_int8
 from models.preprocessing import default_labels, default_preprocess
 from models.registry import model_default_cfg, model_spec
 from models.spec import NetworkSpec
@@ -56,6 +57,7 @@ def export_bundle(
     input_size: Sequence[int] | None = None,
     sample_input: np.ndarray | None = None,
     seed: int = 0,
+    int8: Int8Calibration | None = None,
 ) -> Path:
     """Export registry model `name` to a bundle under `cache_dir` and return its directory.
     With `spec`, the network is that spec instead (`name` then only names the bundle; no
@@ -66,11 +68,17 @@ def export_bundle(
     (N, *input_size) is a real preprocessed batch added to the parity check. The manifest also
     records the preprocessing and labels the default cfg gives at that input size: the
     defaults a server resolves its configured values against.
+
+    With `int8`, the verified fp32 ONNX model is statically quantized on its calibration
+    inputs and checked against fp32 on its held-out ones (`models.export.quantize`); the int8
+    model replaces the fp32 one in the bundle.
     """
     report = progress or (lambda message: None)
     artifact_format = get_format(fmt)
     if max_batch < 1:
         raise ValueError(f"max_batch must be >= 1, got {max_batch}")
+    if int8 is not None and fmt != "onnx":
+        raise ValueError(f"int8 precision needs format 'onnx', not {fmt!r}")
     overrides = _plain_data(overrides or {})
     if spec is None:
         arch: str | None = name
@@ -81,7 +89,10 @@ def export_bundle(
         arch, cfg = None, spec_default_cfg(spec.in_chans, spec.dims, spec.num_classes)
     input_shape = _input_shape(spec, cfg, input_size)
     if sample_input is not None:
-        sample_input = _checked_sample(sample_input, input_shape)
+        sample_input = _checked_sample(sample_input, input_shape, "sample input")
+    if int8 is not None:
+        _checked_sample(int8.calibration, input_shape, "int8 calibration inputs")
+        _checked_sample(int8.held_out, input_shape, "int8 held-out inputs")
     weights_record = _weights_record(weights, seed)
     artifact = {
         "schema": MANIFEST_SCHEMA,
@@ -93,6 +104,8 @@ def export_bundle(
         "input": {"name": "input", "shape": [-1, *input_shape], "dtype": DTYPE},
         "format": fmt,
         "max_batch": max_batch,
+        "precision": "fp32" if int8 is None else "int8",
+        "calibration": None if int8 is None else int8.settings(),
     }
     key = cache_key(artifact, artifact_format, sample_input)
     manifest_head = {
@@ -111,7 +124,15 @@ def export_bundle(
         staging = new_staging_dir(cache_dir)
         try:
             manifest = _export(
-                manifest_head, spec, artifact_format, weights, seed, sample_input, staging, report
+                manifest_head,
+                spec,
+                artifact_format,
+                weights,
+                seed,
+                sample_input,
+                int8,
+                staging,
+                report,
             )
             manifest["cache_key"] = key
             publish_bundle(staging, manifest, destination)
@@ -142,6 +163,7 @@ def _export(
     weights: Path | None,
     seed: int,
     sample: np.ndarray | None,
+    int8: Int8Calibration | None,
     staging: Path,
     report: Callable[[str], None],
 ) -> dict[str, Any]:
@@ -161,9 +183,23 @@ def _export(
     parity = check_parity(model, artifact_format.load_runner(exported.model_file), inputs)
     with torch.inference_mode():
         num_outputs = model(example).shape[1]
+    model_file, quantization = exported.model_file, None
+    if int8 is not None:
+        report(f"quantizing to int8 ({int8.method} calibration, {len(int8.calibration)} samples)")
+        model_file, quantization = quantize_int8(
+            model_file,
+            int8,
+            artifact_format.load_runner,
+            trained=manifest_head["weights"]["trained"],
+        )
+        exported.model_file.unlink()  # the bundle serves one model: the verified int8 one
+        report(
+            f"int8 verified on {len(int8.held_out)} held-out inputs: top-1 agreement "
+            f"{quantization['top1_agreement']:.2%}, cosine {quantization['cosine_similarity']:.4f}"
+        )
     return {
         **manifest_head,
-        "model_file": exported.model_file.name,
+        "model_file": model_file.name,
         "outputs": [{"name": OUTPUT_NAME, "shape": [-1, num_outputs], "dtype": DTYPE}],
         "params": summary.total_params,
         "mult_adds": summary.total_mult_adds,
@@ -172,6 +208,7 @@ def _export(
         "exporter": exported.exporter,
         "versions": _versions(),
         "parity": parity,
+        "quantization": quantization,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
@@ -210,10 +247,10 @@ def _input_shape(
     return shape
 
 
-def _checked_sample(sample: np.ndarray, input_shape: tuple[int, ...]) -> np.ndarray:
+def _checked_sample(sample: np.ndarray, input_shape: tuple[int, ...], what: str) -> np.ndarray:
     if sample.dtype != np.float32 or sample.shape[1:] != input_shape:
         raise ValueError(
-            f"sample input must be float32 (N, {', '.join(map(str, input_shape))}), "
+            f"{what} must be float32 (N, {', '.join(map(str, input_shape))}), "
             f"got {sample.dtype} {sample.shape}"
         )
     return np.ascontiguousarray(sample)

@@ -7,11 +7,15 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from pydantic import ValidationError
 
-from models.export import FORMATS, ParityError, export_bundle
+from models.export import FORMATS, Int8Calibration, ParityError, export_bundle
+from models.registry import model_default_cfg
 from models.weights import WeightsMismatchError
+from service.calibration import int8_calibration, served_preprocess
 from service.commands import CliError
 from service.commands.zoo import add_model_arguments, model_input_size, parse_overrides
+from service.config import CalibrationConfig, PreprocessConfig
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -37,6 +41,31 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="real preprocessed float32 batch (N, C, ...)",
     )
     parser.add_argument(
+        "--precision",
+        choices=["fp32", "int8"],
+        default="fp32",
+        help="int8: quantize the ONNX model statically, verified against fp32",
+    )
+    parser.add_argument(
+        "--calibration-images",
+        type=Path,
+        metavar="DIR",
+        help="int8: images to calibrate and verify on (default for resnet_digits: its data)",
+    )
+    parser.add_argument(
+        "--calibration-samples", type=int, default=128, metavar="N", help="int8: (128)"
+    )
+    parser.add_argument(
+        "--calibration-method", choices=["minmax", "entropy", "percentile"], default="minmax"
+    )
+    parser.add_argument(
+        "--min-top1-agreement",
+        type=float,
+        default=0.99,
+        metavar="F",
+        help="int8 of trained weights: refused below this top-1 agreement with fp32 (0.99)",
+    )
+    parser.add_argument(
         "--out", type=Path, required=True, metavar="DIR", help="bundle cache directory"
     )
     parser.set_defaults(handler=export_command)
@@ -50,6 +79,7 @@ def export_command(args: argparse.Namespace) -> int:
     if args.max_batch < 1:
         raise CliError(f"--max-batch must be >= 1, got {args.max_batch}")
     sample = _load_sample(args.sample) if args.sample else None
+    int8 = _int8_calibration(args, input_size) if args.precision == "int8" else None
     _check_writable(args.out)
     try:
         bundle = export_bundle(
@@ -61,6 +91,7 @@ def export_command(args: argparse.Namespace) -> int:
             max_batch=args.max_batch,
             input_size=input_size,
             sample_input=sample,
+            int8=int8,
             progress=lambda message: print(f"[export] {message}", file=sys.stderr, flush=True),
         )
     except (ValueError, ParityError) as error:  # includes WeightsMismatchError
@@ -68,6 +99,34 @@ def export_command(args: argparse.Namespace) -> int:
         raise CliError(f"{args.name} export {kind}: {error}") from None
     print(bundle)
     return 0
+
+
+_CALIBRATION_FLAGS = {
+    "images": "--calibration-images",
+    "samples": "--calibration-samples",
+    "method": "--calibration-method",
+    "min_top1_agreement": "--min-top1-agreement",
+}
+
+
+def _int8_calibration(args: argparse.Namespace, input_size: tuple[int, ...]) -> Int8Calibration:
+    if args.format != "onnx":
+        raise CliError(f"--precision int8 needs --format onnx, not {args.format}")
+    try:
+        settings = CalibrationConfig(
+            images=args.calibration_images,
+            samples=args.calibration_samples,
+            method=args.calibration_method,
+            min_top1_agreement=args.min_top1_agreement,
+        )
+        preprocess = served_preprocess(PreprocessConfig(), model_default_cfg(args.name), input_size)
+        return int8_calibration(settings, args.name, preprocess)
+    except ValidationError as error:
+        problem = error.errors()[0]
+        flag = _CALIBRATION_FLAGS[str(problem["loc"][0])]
+        raise CliError(f"{flag}: {problem['msg']}") from None
+    except ValueError as error:
+        raise CliError(f"int8 calibration: {error}") from None
 
 
 def _check_writable(out: Path) -> None:

@@ -91,8 +91,10 @@ async def model_summary(
     if format == "json":
         return OrjsonResponse(handle.ready().manifest["summary"])
     summary = handle.summary()
-    render = summary.to_text if format == "text" else summary.to_mermaid
-    return PlainTextResponse(await asyncio.to_thread(render))
+    if format == "mermaid":
+        return PlainTextResponse(await asyncio.to_thread(summary.to_mermaid))
+    text = await asyncio.to_thread(summary.to_text)
+    return PlainTextResponse(f"{text}\nServed precision: {handle.config.precision}\n")
 
 
 CONFIG_BODY = {

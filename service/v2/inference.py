@@ -96,6 +96,7 @@ def model_metadata(handle: ModelHandle, versions: Sequence[str]) -> dict[str, An
         "parameters": {
             "trained": handle.trained,
             "arch": handle.config.arch_name,
+            "precision": handle.config.precision,
             "accepted_input_datatypes": [*FLOAT_INPUTS, *PIXEL_INPUTS],
         },
     }

@@ -1,6 +1,7 @@
 """A served model's configuration in Triton's model-config schema (`inference.ModelConfig`),
 as Triton's `GET /v2/models/{m}/config` writes it: protobuf field names, enums by name, int64
-as JSON numbers. Derived from what is served, so tools that read it (perf_analyzer,
+as JSON numbers. Tensors stay TYPE_FP32 at every `precision` (int8 models quantize inside the
+graph). Derived from what is served, so tools that read it (perf_analyzer,
 tritonclient) see the real batch limit, tensors, batching and instances. gRPC's `ModelConfig`
 parses the same dict into the message.
 """
@@ -57,5 +58,8 @@ def model_config(handle: ModelHandle) -> dict[str, Any]:
             }
         ],
         "model_transaction_policy": {"decoupled": False},
-        "parameters": {"arch": {"string_value": config.arch_name}},
+        "parameters": {
+            "arch": {"string_value": config.arch_name},
+            "precision": {"string_value": config.precision},
+        },
     }

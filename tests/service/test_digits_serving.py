@@ -82,7 +82,7 @@ async def test_summary_as_text_json_and_mermaid(config):
 
     network = summarize(create_model("resnet_digits").eval(), (1, 8, 8))
     assert text.headers["content-type"].startswith("text/plain")
-    assert text.text == network.to_text()
+    assert text.text == f"{network.to_text()}\nServed precision: fp32\n"
     assert as_json.json() == network.to_json()
     assert mermaid.headers["content-type"].startswith("text/plain")
     assert mermaid.text == network.to_mermaid()
