@@ -40,6 +40,7 @@ from service.config import (
     ModelRepositoryDir,
     RepositoryConfig,
     expand_path,
+    validation_problems,
 )
 from service.errors import ModelNotFound, ModelVersionNotFound
 from service.management import ModelManager
@@ -143,10 +144,7 @@ def _read_version(
         config = ModelConfig.model_validate({**fields, "name": name, "version": number})
     except ValidationError as error:
         where = " + ".join(str(path.relative_to(root)) for path in files)
-        problems = "; ".join(
-            f"{'.'.join(map(str, item['loc'])) or '<root>'}: {item['msg']}"
-            for item in error.errors()
-        )
+        problems = "; ".join(validation_problems(error, fields))
         raise ConfigError(f"{where}: {problems}") from None
     return DirectoryVersion(config, _stamp(config.weights))
 
