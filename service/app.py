@@ -79,8 +79,12 @@ def create_app(
     *,
     loader: Loader = load_model,
     grpc_host: str = "127.0.0.1",
+    serve_after_loading: bool = False,
 ) -> FastAPI:
-    """The blockserve app for `config` (default: `load_config()`); `loader` builds models."""
+    """The blockserve app for `config` (default: `load_config()`); `loader` builds models.
+    With `serve_after_loading` (a worker sharing its ports with others) the lifespan's startup,
+    and so listening, waits until the configured models have loaded, so that a replacement
+    worker takes no connection it would answer 503 LOADING while the others serve."""
     config = config or load_config()
 
     @asynccontextmanager
@@ -101,14 +105,18 @@ def create_app(
             pool, server.decode_threads, server.limits.max_decode_backlog, server.retry_after_s
         )
         manager = ModelManager(repository, store, management_refusal(config.server))
-        # Bind gRPC first: a taken port fails startup before any model starts loading.
         app.state.auth = resolve_authenticator(config.server)
+        bodies = ByteBudget(server.limits.max_inflight_body_bytes, server.retry_after_s)
+        app.state.serving = Serving(config, repository, registry, decoder, bodies, manager)
+        if serve_after_loading:
+            repository.start()
+            await repository.wait_loaded()
+        # Otherwise gRPC binds first: a taken port fails startup before any model loads.
         grpc_server = await start_grpc_server(
             repository, config.server, grpc_host, decoder, manager=manager, auth=app.state.auth
         )
-        bodies = ByteBudget(server.limits.max_inflight_body_bytes, server.retry_after_s)
-        app.state.serving = Serving(config, repository, registry, decoder, bodies, manager)
-        repository.start()
+        if not serve_after_loading:
+            repository.start()
         if directory is not None:
             directory.start(manager)
         try:

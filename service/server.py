@@ -112,11 +112,17 @@ class DrainingServer(uvicorn.Server):
 
 
 def build_server(
-    config: RepositoryConfig, host: str, port: int, *, log_level: str = "info"
+    config: RepositoryConfig,
+    host: str,
+    port: int,
+    *,
+    log_level: str = "info",
+    serve_after_loading: bool = False,
 ) -> DrainingServer:
-    """The REST server (and, through the app lifespan, gRPC) for `config` on `host:port`."""
+    """The REST server (and, through the app lifespan, gRPC) for `config` on `host:port`;
+    `serve_after_loading`: listen only once the models have loaded (`create_app`)."""
     server = config.server
-    app = create_app(config, grpc_host=host)
+    app = create_app(config, grpc_host=host, serve_after_loading=serve_after_loading)
     policy = ConnectionPolicy.from_config(server.http)
     # uvicorn's annotations are narrower than what it runs with: `http` may be any protocol
     # factory, and both timeouts only reach asyncio, which takes float seconds.
@@ -159,11 +165,12 @@ def serve_on(
     log_level: str,
     sockets: list[socket.socket] | None = None,
 ) -> bool:
-    """One server on `host:port` (or on the listening `sockets`) until a signal; whether it
-    started."""
+    """One server on `host:port` (or, as one of several workers, on the shared listening
+    `sockets`, taken up once its models have loaded) until a signal; whether it started."""
     logging.basicConfig(level=log_level.upper(), format=LOG_FORMAT)
     return_large_buffers_to_the_os()
-    server = build_server(config, host, port, log_level=log_level)
+    worker = sockets is not None
+    server = build_server(config, host, port, log_level=log_level, serve_after_loading=worker)
     server.run(sockets=sockets)
     return server.started
 
