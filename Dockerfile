@@ -4,12 +4,16 @@
 #   docker build --build-arg VARIANT=gpu -t blockserve:gpu .          # CUDA torch + onnxruntime-gpu
 #   docker build --network none --build-arg WHEELHOUSE=1 \
 #       --build-arg BASE_IMAGE=blockserve-base:bookworm -t blockserve .  # air-gapped (CI)
+#   docker build --target runtime-slim -t blockserve:slim .           # ONNX serving, no torch
 #
 # Stages: requirements (the lists pyproject.toml asks for) -> deps (venv with the dependencies)
 # -> builder (+ the project, in its own directory) -> artifacts (trains digits, exports the
 # config's bundles); venv (deps without pip) -> runtime (lean, non-root). The project lives
 # apart from the venv (a .pth file points at it), so a source change rebuilds a 1 MB layer of
-# the runtime image, not the 950 MB venv.
+# the runtime image, not the 950 MB venv. The slim image: deps-slim (the dependencies without
+# pyproject's [tool.blockserve] export-only: torch, onnx, onnxscript) -> runtime-slim (the
+# artifacts stage's bundles, served by ONNX Runtime alone; the build fails when the config
+# needs more). Both runtime images share service-base (user, environment, health check).
 
 ARG BASE_IMAGE=python:3.11-slim
 
@@ -24,11 +28,14 @@ COPY scripts/ci/requirements.py pyproject.toml /src/
 RUN case "${VARIANT}" in cpu|gpu) ;; *) echo "VARIANT must be cpu or gpu, not '${VARIANT}'" >&2; exit 1;; esac \
     && python3 /src/requirements.py /src/pyproject.toml --extras "${VARIANT}" \
         > /requirements.txt \
+    && python3 /src/requirements.py /src/pyproject.toml --extras "${VARIANT}" \
+        --without-export-only > /slim-requirements.txt \
     && python3 /src/requirements.py /src/pyproject.toml --extras train --extras-only \
         > /train-requirements.txt
 
 # ---------------------------------------------------------------------------------------------
-FROM ${BASE_IMAGE} AS deps
+# An empty venv and the means to fill it; deps and deps-slim install their lists into it.
+FROM ${BASE_IMAGE} AS venv-base
 ARG VARIANT=cpu
 # 1: install only from the wheels in ./wheelhouse (scripts/ci/wheelhouse.sh), no index.
 ARG WHEELHOUSE=0
@@ -45,7 +52,10 @@ RUN python3 -m venv /opt/venv \
     && echo /opt/blockserve/app > "$(cat /tmp/purelib)/blockserve-app.pth"
 COPY wheelhouse/ /wheelhouse/
 COPY scripts/ci/pip-install.sh /usr/local/lib/blockserve-build/
-COPY --from=requirements /requirements.txt /train-requirements.txt /tmp/
+COPY --from=requirements /requirements.txt /slim-requirements.txt /train-requirements.txt /tmp/
+
+# ---------------------------------------------------------------------------------------------
+FROM venv-base AS deps
 # Dependencies in a layer of their own: rebuilt only when their list (or a wheel) changes.
 RUN /usr/local/lib/blockserve-build/pip-install.sh -r /tmp/requirements.txt
 
@@ -79,7 +89,19 @@ RUN python -m pip uninstall --yes --quiet pip setuptools \
     && rm -rf include test bin/*Test bin/test_* bin/protoc*
 
 # ---------------------------------------------------------------------------------------------
-FROM ${BASE_IMAGE} AS runtime
+# The slim runtime venv: ONNX Runtime and the server; no torch, no onnx, no packaging tools, no
+# test suites, and no libonnxruntime.so (ONNX Runtime's C API library: its Python binding is a
+# library of its own and never loads it).
+FROM venv-base AS deps-slim
+RUN /usr/local/lib/blockserve-build/pip-install.sh -r /tmp/slim-requirements.txt \
+    && python -m pip uninstall --yes --quiet pip setuptools \
+    && cd "$(cat /tmp/purelib)" \
+    && find . -depth -type d -name tests -exec rm -rf {} + \
+    && rm onnxruntime/capi/libonnxruntime.so.*
+
+# ---------------------------------------------------------------------------------------------
+# What both runtime images are, apart from their venv and project files.
+FROM ${BASE_IMAGE} AS service-base
 ARG VARIANT=cpu
 LABEL org.opencontainers.image.title="blockserve" \
       org.opencontainers.image.description="Dynamic-batching inference server for residual-block CNNs" \
@@ -88,11 +110,6 @@ LABEL org.opencontainers.image.title="blockserve" \
 RUN groupadd --system --gid 10001 blockserve \
     && useradd --system --uid 10001 --gid blockserve --no-create-home \
         --home-dir /var/lib/blockserve --shell /usr/sbin/nologin blockserve
-
-COPY --from=venv /opt/venv /opt/venv
-COPY --from=builder /opt/blockserve/app /opt/blockserve/app
-# Config, trained weights, bundle cache: owned by the service user, so the cache can grow.
-COPY --from=artifacts --chown=blockserve:blockserve /var/lib/blockserve /var/lib/blockserve
 
 ENV PATH=/opt/blockserve/app/bin:/opt/venv/bin:${PATH} \
     PYTHONUNBUFFERED=1 \
@@ -119,3 +136,24 @@ HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
 # the BLOCKSERVE_* env.
 STOPSIGNAL SIGTERM
 CMD ["blockserve", "serve"]
+
+# ---------------------------------------------------------------------------------------------
+# Serves the bundles the artifacts stage exported, with ONNX Runtime alone. One serve until
+# every model is READY checks, at build time, that the config needs nothing torch makes
+# (TorchScript, an export): otherwise the build fails naming the model; build `runtime`.
+FROM service-base AS runtime-slim
+LABEL io.blockserve.image="slim"
+COPY --from=deps-slim /opt/venv /opt/venv
+COPY --from=builder /opt/blockserve/app /opt/blockserve/app
+COPY --from=artifacts --chown=blockserve:blockserve /var/lib/blockserve /var/lib/blockserve
+COPY scripts/ci/warm-cache.py /usr/local/lib/blockserve-build/
+RUN python /usr/local/lib/blockserve-build/warm-cache.py --port 8766 --timeout 300
+
+# ---------------------------------------------------------------------------------------------
+# The full image, the default target: TorchScript, and exports at run time.
+FROM service-base AS runtime
+LABEL io.blockserve.image="full"
+COPY --from=venv /opt/venv /opt/venv
+COPY --from=builder /opt/blockserve/app /opt/blockserve/app
+# Config, trained weights, bundle cache: owned by the service user, so the cache can grow.
+COPY --from=artifacts --chown=blockserve:blockserve /var/lib/blockserve /var/lib/blockserve

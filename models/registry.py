@@ -12,13 +12,13 @@ import difflib
 import fnmatch
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from torch import nn
-
-from models.builder import build_network
 from models.default_cfgs import DEFAULT_CFGS, DefaultCfg
 from models.spec import NetworkSpec
+
+if TYPE_CHECKING:
+    from torch import nn
 
 __all__ = ["create_model", "list_models", "model_default_cfg", "model_spec", "register_model"]
 
@@ -53,6 +53,8 @@ def model_spec(name: str, **overrides: Any) -> NetworkSpec:
 
 def create_model(name: str, **overrides: Any) -> nn.Module:
     """Build model `name`; overrides: `num_classes`, `in_chans`, any spec field (see spec)."""
+    from models.builder import build_network  # torch: specs and defaults are read without it
+
     return build_network(model_spec(name, **overrides))
 
 

@@ -7,18 +7,15 @@ wrapped as ``{"state_dict": ...}`` or ``{"model": ...}`` are unwrapped.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import os
 import pickle
-import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
+
+from models.files import atomic_path, file_sha256
 
 __all__ = [
     "ShapeMismatch",
@@ -162,24 +159,3 @@ def save_weights(model: nn.Module, path: str | Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as partial:
         save_file(state_dict, partial, metadata={"format": "pt"})
-
-
-@contextlib.contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """A private file name next to `path` to write; renamed onto `path` when the block ends
-    without an exception, removed otherwise. Readers see no file or a complete one."""
-    partial = path.with_name(f".{path.name}.partial-{uuid.uuid4().hex}")
-    try:
-        yield partial
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as file:
-        for chunk in iter(lambda: file.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

@@ -1,5 +1,5 @@
-"""The inputs int8 quantization calibrates on and is verified with, preprocessed exactly as the
-server preprocesses requests: a configured image folder, or the digits model's own data
+"""The inputs a reduced precision is verified with (and int8 calibrates on), preprocessed exactly
+as the server preprocesses requests: a configured image folder, or the digits model's own data
 (training images to calibrate, the held-out test split, with its labels, to verify)."""
 
 from __future__ import annotations
@@ -10,12 +10,14 @@ import numpy as np
 from PIL import Image
 
 from models.default_cfgs import DefaultCfg
-from models.export import Int8Calibration
+from models.export import ReducedPrecision
+from models.export.precision import ReducedPrecisionName
 from models.preprocessing import default_preprocess
 from service.config import CalibrationConfig, ModelConfig, PreprocessConfig
 from service.imaging import Preprocess
 from service.imaging.decode import preprocess_images
 from service.network import ModelConfigError, ModelNetwork
+from service.runtimes.gpu import cuda_device
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff")
 SHUFFLE_SEED = 0
@@ -25,12 +27,16 @@ class CalibrationError(ModelConfigError):
     """The calibration data is missing or too small; the message starts with the field."""
 
 
-def model_int8_calibration(config: ModelConfig, network: ModelNetwork) -> Int8Calibration | None:
-    """The int8 calibration of a served model; None for fp32."""
-    if config.precision != "int8":
+def model_reduced_precision(config: ModelConfig, network: ModelNetwork) -> ReducedPrecision | None:
+    """What a served model's precision is made and verified with; None for fp32. fp16 and bf16
+    are verified on the CUDA device that will serve them (`DeviceUnavailableError` without)."""
+    if config.precision == "fp32":
         return None
+    device = "cpu"
+    if config.precision != "int8":
+        device = cuda_device(config.format, config.device, config.precision)
     preprocess = served_preprocess(config.preprocess, network.default, network.input_size)
-    return int8_calibration(config.calibration, config.arch, preprocess)
+    return reduced_precision(config.calibration, config.precision, config.arch, preprocess, device)
 
 
 def served_preprocess(
@@ -41,19 +47,26 @@ def served_preprocess(
     return Preprocess.resolve(config, default_preprocess(default, input_size))
 
 
-def int8_calibration(
-    settings: CalibrationConfig, arch: str | None, preprocess: Preprocess
-) -> Int8Calibration:
-    """Calibration and held-out inputs from `settings.images`, else (for the digits model) from
-    its training and test split."""
+def reduced_precision(
+    settings: CalibrationConfig,
+    precision: ReducedPrecisionName,
+    arch: str | None,
+    preprocess: Preprocess,
+    device: str = "cpu",
+) -> ReducedPrecision:
+    """Held-out (and for int8 calibration) inputs from `settings.images`, else (for the digits
+    model) from its test (and training) split."""
+    samples = settings.samples if precision == "int8" else 0
     if settings.images is not None:
-        calibration, held_out, labels = _folder_inputs(settings, preprocess)
+        calibration, held_out, labels = _folder_inputs(settings, samples, preprocess)
     else:
-        calibration, held_out, labels = _digits_inputs(settings.samples, arch, preprocess)
-    return Int8Calibration(
-        calibration=calibration,
+        calibration, held_out, labels = _digits_inputs(samples, precision, arch, preprocess)
+    return ReducedPrecision(
+        precision=precision,
+        calibration=calibration if precision == "int8" else None,
         held_out=held_out,
         held_out_labels=labels,
+        device=device,
         method=settings.method,
         min_top1_agreement=settings.min_top1_agreement,
         min_cosine_similarity=settings.min_cosine_similarity,
@@ -61,7 +74,7 @@ def int8_calibration(
 
 
 def _folder_inputs(
-    settings: CalibrationConfig, preprocess: Preprocess
+    settings: CalibrationConfig, samples: int, preprocess: Preprocess
 ) -> tuple[np.ndarray, np.ndarray, None]:
     """A fixed shuffle of the folder's images: the first `samples` calibrate, the next
     `held_out` (at least one) verify."""
@@ -70,15 +83,15 @@ def _folder_inputs(
     if not folder.is_dir():
         raise CalibrationError(f"calibration.images: {folder} is not a directory")
     paths = sorted(path for path in folder.iterdir() if path.suffix.lower() in IMAGE_SUFFIXES)
-    if len(paths) <= settings.samples:
+    if len(paths) <= samples:
         raise CalibrationError(
-            f"calibration.images: {folder} holds {len(paths)} images; {settings.samples} "
-            f"calibration samples and at least one held-out image need {settings.samples + 1}"
+            f"calibration.images: {folder} holds {len(paths)} images; {samples} "
+            f"calibration samples and at least one held-out image need {samples + 1}"
         )
     order = np.random.default_rng(SHUFFLE_SEED).permutation(len(paths))
-    chosen = [paths[index] for index in order[: settings.samples + settings.held_out]]
+    chosen = [paths[index] for index in order[: samples + settings.held_out]]
     batch = _load_images(chosen, preprocess)
-    return batch[: settings.samples], batch[settings.samples :], None
+    return batch[:samples], batch[samples:], None
 
 
 def _load_images(paths: list[Path], preprocess: Preprocess) -> np.ndarray:
@@ -94,22 +107,22 @@ def _load_images(paths: list[Path], preprocess: Preprocess) -> np.ndarray:
 
 
 def _digits_inputs(
-    samples: int, arch: str | None, preprocess: Preprocess
+    samples: int, precision: str, arch: str | None, preprocess: Preprocess
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     from models.digits import DIGITS_ARCH, load_digits_split  # training code: only for digits
 
     if arch != DIGITS_ARCH:
         raise CalibrationError(
-            "calibration.images: int8 needs a folder of calibration images (only the digits "
-            "model calibrates on its own training data)"
+            f"calibration.images: {precision} needs a folder of images to verify on (only the "
+            f"digits model brings its own data)"
         )
     split = load_digits_split()
     order = np.random.default_rng(SHUFFLE_SEED).permutation(len(split.train_images))
     calibration = split.train_images[order[:samples]]
     return (
-        _digit_batch(calibration, preprocess),
+        _digit_batch(calibration, preprocess) if samples else calibration.astype(np.float32),
         _digit_batch(split.test_images, preprocess),
-        (split.test_labels),
+        split.test_labels,
     )
 
 

@@ -28,6 +28,8 @@ from pydantic import (
     model_validator,
 )
 
+from models.export.precision import GPU_PRECISIONS, Precision, precision_format_problem
+
 CONFIG_ENV = "BLOCKSERVE_CONFIG"
 HOME_ENV = "BLOCKSERVE_HOME"
 MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
@@ -125,18 +127,19 @@ class OrtConfig(_Strict):
 
 
 class CalibrationConfig(_Strict):
-    """Static int8 quantization of a model (`precision: int8`): what it calibrates on and how
-    close to fp32 the export requires it to stay."""
+    """A reduced precision's data (`precision: int8 | fp16 | bf16`): what int8 calibrates on,
+    what every reduced precision is verified on, and how close to fp32 the export requires it
+    to stay."""
 
-    # A folder of images, preprocessed as served; unset: the digits model's training images.
+    # A folder of images, preprocessed as served; unset: the digits model's own data.
     images: Path | None = None
-    samples: PositiveInt = 128  # calibration images
-    # Further images the int8 model is verified on (digits: its whole test split).
+    samples: PositiveInt = 128  # int8: calibration images
+    # Further images the model is verified on (digits: its whole test split).
     held_out: PositiveInt = 64
-    method: Literal["minmax", "entropy", "percentile"] = "minmax"
-    # Trained weights: share of held-out inputs whose int8 top-1 class is fp32's.
+    method: Literal["minmax", "entropy", "percentile"] = "minmax"  # int8
+    # Trained weights: share of held-out inputs whose reduced top-1 class is fp32's.
     min_top1_agreement: Annotated[float, Field(ge=0, le=1)] = 0.99
-    # Random-init weights (top-1 says little): mean cosine of int8 and fp32 logits.
+    # Random-init weights (top-1 says little): mean cosine of reduced and fp32 logits.
     min_cosine_similarity: Annotated[float, Field(ge=-1, le=1)] = 0.99
 
     @field_validator("images", mode="before")
@@ -191,8 +194,9 @@ class ModelConfig(_Strict):
     # `digits` trains resnet_digits from a fixed seed) instead of failing.
     weights_recipe: str | None = None
     format: Literal["onnx", "torchscript"] = "onnx"
-    # The served arithmetic: int8 is quantized at export (`calibration`), `format: onnx` only.
-    precision: Literal["fp32", "int8"] = "fp32"
+    # The served arithmetic, verified against fp32 at export on `calibration`'s data: int8
+    # (quantized, `format: onnx`), fp16 (CUDA), bf16 (CUDA, `format: torchscript`).
+    precision: Precision = "fp32"
     calibration: CalibrationConfig = Field(default_factory=CalibrationConfig)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     instances: PositiveInt = 1
@@ -229,10 +233,18 @@ class ModelConfig(_Strict):
 
     @model_validator(mode="after")
     def _check_precision(self) -> ModelConfig:
-        if self.precision == "int8" and self.format != "onnx":
-            raise ValueError(f"precision 'int8' needs format 'onnx', not {self.format!r}")
-        if "calibration" in self.model_fields_set and self.precision != "int8":
-            raise ValueError("calibration applies to precision 'int8' only")
+        problem = precision_format_problem(self.precision, self.format)
+        if problem is not None:
+            raise ValueError(problem)
+        if self.precision in GPU_PRECISIONS and self.device == "cpu":
+            raise ValueError(
+                f"precision {self.precision!r} runs on a CUDA device, not device 'cpu'"
+            )
+        if "calibration" in self.model_fields_set and self.precision == "fp32":
+            raise ValueError("calibration applies to a reduced precision (int8, fp16, bf16) only")
+        int8_only = {"samples", "method"} & self.calibration.model_fields_set
+        if int8_only and self.precision != "int8":
+            raise ValueError(f"calibration.{min(int8_only)} applies to precision 'int8' only")
         return self
 
     @field_validator("weights", mode="before")

@@ -70,6 +70,19 @@ class ManagementUnavailable(ServingError):
     http_status = 409
 
 
+class ExportUnavailable(ServingError):
+    """The model needs something made with torch (an export, a network build, trained weights)
+    and torch is not installed: the slim image serves only the bundles its build exported."""
+
+    http_status = 409
+
+    def __init__(self, model: str, needs: str) -> None:
+        super().__init__(
+            f"model {quoted(model)} needs {needs}, which needs torch: this is the slim image; "
+            "use the full image or export in the build"
+        )
+
+
 class ModelNotFound(ServingError):
     http_status = 404
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from models.weights import atomic_path
+from models.files import atomic_path
 from service.config import ConfigError, ModelConfig, RepositoryConfig
 
 STATE_FILE = "models.json"

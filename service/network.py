@@ -7,13 +7,12 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 
-import torch
-
-from models import build_network, model_default_cfg, model_spec
+from models import model_default_cfg, model_spec
 from models.default_cfgs import DefaultCfg, spec_default_cfg
 from models.preprocessing import check_labels
 from models.spec import NetworkSpec, SpecError
 from service.config import ModelConfig
+from service.errors import ExportUnavailable
 from service.imaging.preprocess import export_input_size
 
 
@@ -60,6 +59,12 @@ def parameter_shapes(config: ModelConfig, spec: NetworkSpec) -> dict[str, tuple[
     """The shape of every tensor in the state dict of `config`'s network `spec`, from a build
     on the meta device (no memory is allocated); `ModelConfigError` for a spec that does not
     build (an unknown block, a bad block argument)."""
+    try:
+        import torch
+
+        from models.builder import build_network
+    except ImportError as error:
+        raise ExportUnavailable(config.name, "its network built") from error
     try:
         with torch.device("meta"):
             model = build_network(spec)

@@ -24,14 +24,15 @@ from typing import Any
 
 import numpy as np
 
-from models.export import Bundle, export_bundle, load_bundle
+from models.export import Bundle, PrecisionError, load_bundle
 from models.preprocessing import served_labels
 from models.recipes import ensure_weights, recipe_for
 from models.summary import Summary
 from service.batcher import Batcher, outputs_of
-from service.calibration import model_int8_calibration
+from service.calibration import model_reduced_precision
 from service.config import ModelConfig, RepositoryConfig, ServerConfig, VersionPolicy
 from service.errors import (
+    ExportUnavailable,
     InvalidInput,
     ModelNotFound,
     ModelNotReady,
@@ -41,8 +42,9 @@ from service.errors import (
 from service.imaging import Preprocess
 from service.memory import release_free_memory
 from service.metrics import Metrics
+from service.model_bundles import export_request, served_bundle
 from service.network import network_of
-from service.runtimes.base import Runtime
+from service.runtimes.base import DeviceUnavailableError, Runtime
 
 log = logging.getLogger(__name__)
 
@@ -94,24 +96,32 @@ def load_model(
     network = network_of(config)
     num_classes = network.spec.num_classes
     registry = config.arch is not None
-    bundle_dir = export_bundle(
-        config.arch or config.name,
-        spec=None if registry else network.spec,
-        fmt=config.format,
-        weights=_weights(config, progress),
-        overrides=config.overrides if registry else None,
-        cache_dir=server.cache_dir,
-        max_batch=config.batching.max_batch_size,
-        input_size=network.input_size,
-        progress=progress,
-        int8=model_int8_calibration(config, network),
-    )
+    weights = _weights(config, progress)
+
+    def export(export_bundle: Callable[..., Path]) -> Path:
+        return export_bundle(
+            config.arch or config.name,
+            spec=None if registry else network.spec,
+            fmt=config.format,
+            weights=weights,
+            overrides=config.overrides if registry else None,
+            cache_dir=server.cache_dir,
+            max_batch=config.batching.max_batch_size,
+            input_size=network.input_size,
+            progress=progress,
+            reduced=model_reduced_precision(config, network),
+        )
+
+    request = export_request(config, network, weights)
+    bundle_dir = served_bundle(config.name, request, server.cache_dir, export)
     bundle = load_bundle(bundle_dir)
     preprocess = Preprocess.resolve(config.preprocess, bundle.manifest["preprocess"])
     labels = served_labels(config.labels, bundle.manifest["labels"], num_classes)
     progress(f"loading {config.instances} runtime(s) from {bundle_dir}")
     options = runtime_options(config, server)
-    runtimes = [_load_runtime(bundle, config.device, options) for _ in range(config.instances)]
+    runtimes = [
+        _load_runtime(config.name, bundle, config.device, options) for _ in range(config.instances)
+    ]
     for runtime in runtimes:
         runtime.warmup()
     first = runtimes[0]
@@ -147,10 +157,13 @@ def runtime_options(config: ModelConfig, server: ServerConfig) -> dict[str, Any]
     return {name: value for name, value in options.items() if value is not None}
 
 
-def _load_runtime(bundle: Bundle, device: str, options: dict[str, Any]) -> Runtime:
+def _load_runtime(model: str, bundle: Bundle, device: str, options: dict[str, Any]) -> Runtime:
     from service.runtimes import load_runtime  # imports onnxruntime: only when loading
 
-    return load_runtime(bundle, device, **options)
+    try:
+        return load_runtime(bundle, device, **options)
+    except ImportError as error:  # the TorchScript runtime without torch
+        raise ExportUnavailable(model, f"the {bundle.format} runtime") from error
 
 
 def _weights(config: ModelConfig, progress: Callable[[str], None]) -> Path | None:
@@ -158,7 +171,11 @@ def _weights(config: ModelConfig, progress: Callable[[str], None]) -> Path | Non
     if config.weights_recipe is not None:
         # ModelConfig requires `weights` and `arch` with a recipe
         assert config.weights is not None and config.arch is not None
-        return ensure_weights(config.weights_recipe, config.arch, config.weights, progress)
+        try:
+            return ensure_weights(config.weights_recipe, config.arch, config.weights, progress)
+        except ImportError as error:  # the recipe trains with torch
+            needs = f"its weights made by recipe {config.weights_recipe!r}"
+            raise ExportUnavailable(config.name, needs) from error
     if config.weights is not None and not config.weights.is_file():
         recipe = recipe_for(config.arch_name)
         hint = f" (set `weights_recipe: {recipe}` to make it at start)" if recipe else ""
@@ -305,7 +322,14 @@ class Admission:
 
 
 # Load failures whose message describes the user's config or files, not the server's insides.
-_CONFIG_ERRORS = (LookupError, ValueError, FileNotFoundError)
+_CONFIG_ERRORS = (
+    LookupError,
+    ValueError,
+    FileNotFoundError,
+    ExportUnavailable,
+    DeviceUnavailableError,
+    PrecisionError,
+)
 _ABSOLUTE_PATH = re.compile(r"(?<![\w.])/(?:[^\s'\"/]+/)*([^\s'\"/]+)")
 
 

@@ -18,7 +18,6 @@ from pathlib import Path
 
 from safetensors import safe_open
 
-from models.weights import SAFETENSORS_SUFFIX, WeightsMismatchError, check_shapes
 from service.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType, quoted
 
 # safetensors' own bound on the JSON header, so a body that claims more is not one.
@@ -62,6 +61,8 @@ class WeightsUpload:
     def check(self, expected: dict[str, tuple[int, ...]], model: str) -> None:
         """`InvalidInput` (400) naming every tensor whose name or shape is not the model's
         `expected` one, or when the file is not a readable safetensors file. Blocking."""
+        from models.weights import WeightsMismatchError, check_shapes  # torch: the full image
+
         try:
             with safe_open(self.partial, framework="numpy") as weights:
                 names = weights.keys()  # a list; the handle itself is not iterable
@@ -75,6 +76,8 @@ class WeightsUpload:
 
     def keep(self) -> Path:
         """Move the checked file to its final name (the hash of its bytes) and return it."""
+        from models.weights import SAFETENSORS_SUFFIX
+
         path = self.directory / f"{self.sha256.hexdigest()[:16]}{SAFETENSORS_SUFFIX}"
         os.replace(self.partial, path)
         directory = os.open(self.directory, os.O_RDONLY)

@@ -96,7 +96,7 @@ def _blockserve_endpoints(v2_bodies: tuple[str, ...]) -> tuple[Endpoint, ...]:
     )
 
 
-def _blockserve_launch(config: Path, port: int, tree: Path, grpc_port: int = 0) -> Launch:
+def blockserve_launch(config: Path, port: int, tree: Path, grpc_port: int = 0) -> Launch:
     """blockserve from source `tree` with the project's venv; `tree` first on the path."""
     return Launch(
         command=[
@@ -117,7 +117,7 @@ def blockserve(settings: Settings, port: int) -> ServerCase:
         name="blockserve",
         label="blockserve",
         peer=False,
-        launch=_blockserve_launch(config, port, REPO),
+        launch=blockserve_launch(config, port, REPO),
         endpoints=_blockserve_endpoints(v2_bodies=("v2-json",)),
         metrics_path="/metrics",
         notes=f"this checkout, config {config.name}, raw image bodies to /predict",
@@ -130,7 +130,7 @@ def blockserve_with_grpc(settings: Settings, port: int) -> ServerCase:
         settings.base_config, settings.work, "blockserve-grpc", grpc=True
     )
     case = blockserve(settings, port)
-    launch = _blockserve_launch(config, port, REPO, grpc_port=port + 1)
+    launch = blockserve_launch(config, port, REPO, grpc_port=port + 1)
     return replace(case, launch=launch, notes=f"this checkout, config {config.name}, gRPC on")
 
 
@@ -146,7 +146,7 @@ def blockserve_workers(settings: Settings, port: int) -> ServerCase:
         name="blockserve-workers",
         label=f"blockserve ({WORKERS} workers)",
         peer=False,
-        launch=_blockserve_launch(config, port, REPO),
+        launch=blockserve_launch(config, port, REPO),
         endpoints=tuple(
             e
             for e in _blockserve_endpoints(v2_bodies=("v2-json",))
@@ -166,7 +166,7 @@ def blockserve_unbatched(settings: Settings, port: int) -> ServerCase:
         name="blockserve-unbatched",
         label="blockserve (max_batch_size 1)",
         peer=False,
-        launch=_blockserve_launch(config, port, REPO),
+        launch=blockserve_launch(config, port, REPO),
         endpoints=tuple(
             e for e in _blockserve_endpoints(()) if e.workload in ("resnet18-224", "digits-predict")
         ),
@@ -189,7 +189,7 @@ def blockserve_baseline(settings: Settings, port: int) -> ServerCase:
         name="blockserve-baseline",
         label=f"blockserve {BASELINE_COMMIT} (baseline)",
         peer=False,
-        launch=replace(_blockserve_launch(config, port, tree), prepare=extract),
+        launch=replace(blockserve_launch(config, port, tree), prepare=extract),
         endpoints=tuple(
             e
             for e in _blockserve_endpoints(v2_bodies=("v2-json",))

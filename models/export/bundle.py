@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from models.export.formats import FORMATS
-from models.weights import file_sha256
+from models.export.formats import FORMAT_NAMES
+from models.files import file_sha256
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_SCHEMA = 2
@@ -135,9 +135,9 @@ def load_bundle(path: Path | str) -> Bundle:
     """Open a bundle after checking its manifest and the size and sha256 of every listed file."""
     path = Path(path)
     manifest = read_manifest(path)
-    if manifest["format"] not in FORMATS:
+    if manifest["format"] not in FORMAT_NAMES:
         raise BundleError(
-            f"bundle {path}: unknown format {manifest['format']!r} (known: {sorted(FORMATS)})"
+            f"bundle {path}: unknown format {manifest['format']!r} (known: {sorted(FORMAT_NAMES)})"
         )
     verify_files(path, manifest["files"])
     model_name = manifest["model_file"]

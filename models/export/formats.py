@@ -6,10 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import numpy as np
-from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from torch import Tensor, nn
 
 Runner = Callable[[np.ndarray], np.ndarray]  # float32 (B, *input_shape) -> float32 outputs
 
@@ -30,16 +32,21 @@ class ArtifactFormat(Protocol):
 
     def export(self, model: nn.Module, example: Tensor, out_dir: Path) -> ExportedModel: ...
 
-    def load_runner(self, model_file: Path) -> Runner:
-        """Run the artifact on CPU the way a runtime would, for the parity check."""
+    def load_runner(self, model_file: Path, device: str = "cpu", precision: str = "fp32") -> Runner:
+        """Run the artifact on `device` (`cpu`, `cuda[:N]`) at `precision` the way a runtime
+        would, for the parity and precision checks."""
         ...
 
 
+# Every format a bundle may hold; bundles are read without importing (or registering) them.
+FORMAT_NAMES = ("onnx", "torchscript")
 FORMATS: dict[str, ArtifactFormat] = {}
 FormatT = TypeVar("FormatT", bound=ArtifactFormat)
 
 
 def register_format(cls: type[FormatT]) -> type[FormatT]:
+    if cls.name not in FORMAT_NAMES:
+        raise ValueError(f"format {cls.name!r} is not one of FORMAT_NAMES {FORMAT_NAMES}")
     FORMATS[cls.name] = cls()
     return cls
 

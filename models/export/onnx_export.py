@@ -25,6 +25,7 @@ INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
 BATCH_DIM = "batch"
 EXPORTER = {"name": "torch.onnx.export", "dynamo": False}
+CUDA_PROVIDER = "CUDAExecutionProvider"
 WHY = (
     "TorchScript-based exporter: faster export than dynamo=True, one self-contained opset-17 "
     "file, no onnxscript needed; parity and ONNX Runtime speed equal (docs/export.md)"
@@ -74,13 +75,23 @@ class OnnxFormat:
         opset = next(op.version for op in model_proto.opset_import if op.domain in ("", "ai.onnx"))
         return ExportedModel(model_file=path, opset=opset, exporter={**EXPORTER, "why": WHY})
 
-    def load_runner(self, model_file: Path) -> Runner:
-        import onnxruntime as ort  # only the parity check runs ONNX Runtime: models/ works without
+    def load_runner(self, model_file: Path, device: str = "cpu", precision: str = "fp32") -> Runner:
+        # `precision` is the graph's own (an fp16 or int8 file): nothing to apply here.
+        import onnxruntime as ort  # only the checks run ONNX Runtime: models/ works without
 
-        session = ort.InferenceSession(str(model_file), providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(str(model_file), providers=_providers(device))
+        if device != "cpu" and session.get_providers()[0] != CUDA_PROVIDER:
+            raise RuntimeError(f"ONNX Runtime could not run {model_file.name} on {device}")
         input_name = session.get_inputs()[0].name
 
         def run(batch: np.ndarray) -> np.ndarray:
             return session.run(None, {input_name: batch})[0]
 
         return run
+
+
+def _providers(device: str) -> list[str | tuple[str, dict[str, int]]]:
+    if device == "cpu":
+        return ["CPUExecutionProvider"]
+    _, _, index = device.partition(":")
+    return [(CUDA_PROVIDER, {"device_id": int(index or 0)})]

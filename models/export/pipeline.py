@@ -28,9 +28,11 @@ from models.export.bundle import (
     new_staging_dir,
     publish_bundle,
 )
+from models.export.float16 import FP16_SETTINGS, convert_onnx_fp16
 from models.export.formats import ArtifactFormat, get_format
 from models.export.parity import ParityInput, check_parity, random_inputs
-from models.export.quantize import Int8Calibration, quantize_int8
+from models.export.precision import ReducedPrecision, precision_format_problem, verify_precision
+from models.export.quantize import INT8_SETTINGS, quantize_int8
 from models.preprocessing import default_labels, default_preprocess
 from models.registry import model_default_cfg, model_spec
 from models.spec import NetworkSpec
@@ -57,7 +59,7 @@ def export_bundle(
     input_size: Sequence[int] | None = None,
     sample_input: np.ndarray | None = None,
     seed: int = 0,
-    int8: Int8Calibration | None = None,
+    reduced: ReducedPrecision | None = None,
 ) -> Path:
     """Export registry model `name` to a bundle under `cache_dir` and return its directory.
     With `spec`, the network is that spec instead (`name` then only names the bundle; no
@@ -69,16 +71,18 @@ def export_bundle(
     records the preprocessing and labels the default cfg gives at that input size: the
     defaults a server resolves its configured values against.
 
-    With `int8`, the verified fp32 ONNX model is statically quantized on its calibration
-    inputs and checked against fp32 on its held-out ones (`models.export.quantize`); the int8
-    model replaces the fp32 one in the bundle.
+    With `reduced`, the verified fp32 model is brought to that precision (int8: quantized on its
+    calibration inputs; fp16 ONNX: the graph converted; fp16/bf16 TorchScript: cast where it is
+    loaded) and checked against fp32 on the held-out inputs, on `reduced.device`
+    (`models.export.precision`); a reduced ONNX graph replaces the fp32 one in the bundle.
     """
     report = progress or (lambda message: None)
     artifact_format = get_format(fmt)
     if max_batch < 1:
         raise ValueError(f"max_batch must be >= 1, got {max_batch}")
-    if int8 is not None and fmt != "onnx":
-        raise ValueError(f"int8 precision needs format 'onnx', not {fmt!r}")
+    problem = None if reduced is None else precision_format_problem(reduced.precision, fmt)
+    if problem is not None:
+        raise ValueError(problem)
     overrides = _plain_data(overrides or {})
     if spec is None:
         arch: str | None = name
@@ -90,9 +94,10 @@ def export_bundle(
     input_shape = _input_shape(spec, cfg, input_size)
     if sample_input is not None:
         sample_input = _checked_sample(sample_input, input_shape, "sample input")
-    if int8 is not None:
-        _checked_sample(int8.calibration, input_shape, "int8 calibration inputs")
-        _checked_sample(int8.held_out, input_shape, "int8 held-out inputs")
+    if reduced is not None:
+        if reduced.calibration is not None:
+            _checked_sample(reduced.calibration, input_shape, "int8 calibration inputs")
+        _checked_sample(reduced.held_out, input_shape, f"{reduced.precision} held-out inputs")
     weights_record = _weights_record(weights, seed)
     artifact = {
         "schema": MANIFEST_SCHEMA,
@@ -104,8 +109,8 @@ def export_bundle(
         "input": {"name": "input", "shape": [-1, *input_shape], "dtype": DTYPE},
         "format": fmt,
         "max_batch": max_batch,
-        "precision": "fp32" if int8 is None else "int8",
-        "calibration": None if int8 is None else int8.settings(),
+        "precision": "fp32" if reduced is None else reduced.precision,
+        "precision_settings": None if reduced is None else _precision_settings(reduced, fmt),
     }
     key = cache_key(artifact, artifact_format, sample_input)
     manifest_head = {
@@ -130,7 +135,7 @@ def export_bundle(
                 weights,
                 seed,
                 sample_input,
-                int8,
+                reduced,
                 staging,
                 report,
             )
@@ -163,7 +168,7 @@ def _export(
     weights: Path | None,
     seed: int,
     sample: np.ndarray | None,
-    int8: Int8Calibration | None,
+    reduced: ReducedPrecision | None,
     staging: Path,
     report: Callable[[str], None],
 ) -> dict[str, Any]:
@@ -183,19 +188,17 @@ def _export(
     parity = check_parity(model, artifact_format.load_runner(exported.model_file), inputs)
     with torch.inference_mode():
         num_outputs = model(example).shape[1]
-    model_file, quantization = exported.model_file, None
-    if int8 is not None:
-        report(f"quantizing to int8 ({int8.method} calibration, {len(int8.calibration)} samples)")
-        model_file, quantization = quantize_int8(
-            model_file,
-            int8,
-            artifact_format.load_runner,
-            trained=manifest_head["weights"]["trained"],
+    model_file, precision_check = exported.model_file, None
+    if reduced is not None:
+        trained = manifest_head["weights"]["trained"]
+        report(f"making the {reduced.precision} model and verifying it against fp32")
+        model_file, precision_check = _reduce(
+            exported.model_file, artifact_format, reduced, trained
         )
-        exported.model_file.unlink()  # the bundle serves one model: the verified int8 one
         report(
-            f"int8 verified on {len(int8.held_out)} held-out inputs: top-1 agreement "
-            f"{quantization['top1_agreement']:.2%}, cosine {quantization['cosine_similarity']:.4f}"
+            f"{reduced.precision} verified on {len(reduced.held_out)} held-out inputs on "
+            f"{reduced.device}: top-1 agreement {precision_check['top1_agreement']:.2%}, "
+            f"cosine {precision_check['cosine_similarity']:.4f}"
         )
     return {
         **manifest_head,
@@ -208,9 +211,40 @@ def _export(
         "exporter": exported.exporter,
         "versions": _versions(),
         "parity": parity,
-        "quantization": quantization,
+        "precision_check": precision_check,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+
+
+def _precision_settings(reduced: ReducedPrecision, fmt: str) -> dict[str, Any]:
+    """What makes the reduced artifact and its verdict, for the cache key and the manifest."""
+    made_by = {"int8": INT8_SETTINGS, "fp16": FP16_SETTINGS if fmt == "onnx" else {}}
+    return {**reduced.settings(), **made_by.get(reduced.precision, {})}
+
+
+def _reduce(
+    fp32_file: Path, artifact_format: ArtifactFormat, reduced: ReducedPrecision, trained: bool
+) -> tuple[Path, dict[str, Any]]:
+    """The served model file at `reduced.precision`, verified against `fp32_file`, and the
+    manifest's `precision_check` record. The bundle keeps one model: a reduced ONNX graph
+    replaces the fp32 one; TorchScript keeps its module and is cast where it is loaded."""
+    if reduced.precision == "int8":
+        model_file, record = quantize_int8(
+            fp32_file, reduced, artifact_format.load_runner, trained=trained
+        )
+    else:
+        onnx = artifact_format.name == "onnx"
+        model_file = convert_onnx_fp16(fp32_file) if onnx else fp32_file
+        record = verify_precision(
+            artifact_format.load_runner(fp32_file),
+            artifact_format.load_runner(model_file, reduced.device, reduced.precision),
+            reduced,
+            trained=trained,
+        )
+        record |= FP16_SETTINGS if onnx else {}
+    if model_file != fp32_file:
+        fp32_file.unlink()
+    return model_file, record
 
 
 def _build(spec: NetworkSpec, weights: Path | None, seed: int) -> nn.Module:

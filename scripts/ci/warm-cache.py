@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -66,7 +68,10 @@ def main() -> None:
     args = parser.parse_args()
     command = ["blockserve", "serve", "--host", "127.0.0.1", "--port", str(args.port)]
     command += ["--grpc-port", "0"]  # REST is all this needs
-    server = subprocess.Popen(command, stdout=sys.stdout, stderr=sys.stderr)
+    # A throwaway API token: without one the server would write a generated token file into
+    # the image, one token shared by every container made from it.
+    env = {**os.environ, "BLOCKSERVE_API_TOKEN": secrets.token_urlsafe(32)}
+    server = subprocess.Popen(command, stdout=sys.stdout, stderr=sys.stderr, env=env)
     try:
         wait_all_ready(server, f"http://127.0.0.1:{args.port}", args.timeout, args.silence_timeout)
     finally:

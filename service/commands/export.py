@@ -9,13 +9,20 @@ from pathlib import Path
 import numpy as np
 from pydantic import ValidationError
 
-from models.export import FORMATS, Int8Calibration, ParityError, export_bundle
+from models.export import (
+    PRECISIONS,
+    PrecisionError,
+    ReducedPrecision,
+    precision_format_problem,
+)
+from models.export.formats import FORMAT_NAMES
 from models.registry import model_default_cfg
-from models.weights import WeightsMismatchError
-from service.calibration import int8_calibration, served_preprocess
-from service.commands import CliError
+from service.calibration import reduced_precision, served_preprocess
+from service.commands import CliError, needs_torch
 from service.commands.zoo import add_model_arguments, model_input_size, parse_overrides
 from service.config import CalibrationConfig, PreprocessConfig
+from service.runtimes.base import DeviceUnavailableError
+from service.runtimes.gpu import cuda_device
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -26,7 +33,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "An identical earlier export in DIR is reused.",
     )
     parser.add_argument("name", help="registry model name (see `blockserve models`)")
-    parser.add_argument("--format", choices=sorted(FORMATS), default="onnx")
+    parser.add_argument("--format", choices=sorted(FORMAT_NAMES), default="onnx")
     parser.add_argument(
         "--weights", type=Path, metavar="PATH", help=".safetensors or torch checkpoint"
     )
@@ -42,15 +49,23 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--precision",
-        choices=["fp32", "int8"],
+        choices=PRECISIONS,
         default="fp32",
-        help="int8: quantize the ONNX model statically, verified against fp32",
+        help="int8: quantize the ONNX model statically; fp16, bf16 (torchscript): for a CUDA "
+        "GPU, verified there; each verified against fp32",
+    )
+    parser.add_argument(
+        "--device",
+        default="auto",
+        metavar="DEVICE",
+        help="fp16/bf16: the CUDA device to verify on (auto, cuda, cuda:N)",
     )
     parser.add_argument(
         "--calibration-images",
         type=Path,
         metavar="DIR",
-        help="int8: images to calibrate and verify on (default for resnet_digits: its data)",
+        help="reduced precisions: images to verify (int8: and calibrate) on (default for "
+        "resnet_digits: its data)",
     )
     parser.add_argument(
         "--calibration-samples", type=int, default=128, metavar="N", help="int8: (128)"
@@ -63,7 +78,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         type=float,
         default=0.99,
         metavar="F",
-        help="int8 of trained weights: refused below this top-1 agreement with fp32 (0.99)",
+        help="reduced precision of trained weights: refused below this top-1 agreement with "
+        "fp32 (0.99)",
     )
     parser.add_argument(
         "--out", type=Path, required=True, metavar="DIR", help="bundle cache directory"
@@ -71,7 +87,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=export_command)
 
 
+@needs_torch
 def export_command(args: argparse.Namespace) -> int:
+    from models.export import ParityError, export_bundle
+    from models.weights import WeightsMismatchError
+
     overrides = parse_overrides(args.overrides)
     input_size = args.input or model_input_size(args.name, overrides)
     if args.weights is not None and not args.weights.is_file():
@@ -79,7 +99,7 @@ def export_command(args: argparse.Namespace) -> int:
     if args.max_batch < 1:
         raise CliError(f"--max-batch must be >= 1, got {args.max_batch}")
     sample = _load_sample(args.sample) if args.sample else None
-    int8 = _int8_calibration(args, input_size) if args.precision == "int8" else None
+    reduced = None if args.precision == "fp32" else _reduced_precision(args, input_size)
     _check_writable(args.out)
     try:
         bundle = export_bundle(
@@ -91,10 +111,10 @@ def export_command(args: argparse.Namespace) -> int:
             max_batch=args.max_batch,
             input_size=input_size,
             sample_input=sample,
-            int8=int8,
+            reduced=reduced,
             progress=lambda message: print(f"[export] {message}", file=sys.stderr, flush=True),
         )
-    except (ValueError, ParityError) as error:  # includes WeightsMismatchError
+    except (ValueError, ParityError, PrecisionError) as error:  # WeightsMismatchError too
         kind = "weights do not fit" if isinstance(error, WeightsMismatchError) else "failed"
         raise CliError(f"{args.name} export {kind}: {error}") from None
     print(bundle)
@@ -109,10 +129,14 @@ _CALIBRATION_FLAGS = {
 }
 
 
-def _int8_calibration(args: argparse.Namespace, input_size: tuple[int, ...]) -> Int8Calibration:
-    if args.format != "onnx":
-        raise CliError(f"--precision int8 needs --format onnx, not {args.format}")
+def _reduced_precision(args: argparse.Namespace, input_size: tuple[int, ...]) -> ReducedPrecision:
+    unservable = precision_format_problem(args.precision, args.format)
+    if unservable is not None:
+        raise CliError(f"--precision: {unservable}")
+    device = "cpu"
     try:
+        if args.precision != "int8":
+            device = cuda_device(args.format, args.device, args.precision)
         settings = CalibrationConfig(
             images=args.calibration_images,
             samples=args.calibration_samples,
@@ -120,13 +144,15 @@ def _int8_calibration(args: argparse.Namespace, input_size: tuple[int, ...]) -> 
             min_top1_agreement=args.min_top1_agreement,
         )
         preprocess = served_preprocess(PreprocessConfig(), model_default_cfg(args.name), input_size)
-        return int8_calibration(settings, args.name, preprocess)
+        return reduced_precision(settings, args.precision, args.name, preprocess, device)
     except ValidationError as error:
         problem = error.errors()[0]
         flag = _CALIBRATION_FLAGS[str(problem["loc"][0])]
         raise CliError(f"{flag}: {problem['msg']}") from None
+    except DeviceUnavailableError as error:
+        raise CliError(f"--device: {error}") from None
     except ValueError as error:
-        raise CliError(f"int8 calibration: {error}") from None
+        raise CliError(f"{args.precision} calibration: {error}") from None
 
 
 def _check_writable(out: Path) -> None:

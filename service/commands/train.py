@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from service.commands import CliError
+from service.commands import CliError, needs_torch
 from service.config import expand_path
 
 DEFAULT_WEIGHTS = "${BLOCKSERVE_HOME}/digits/digits.safetensors"  # where default.yaml looks
@@ -37,6 +37,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=train_command)
 
 
+@needs_torch
 def train_command(args: argparse.Namespace) -> int:
     from models.digits import TrainConfig, train_digits
 

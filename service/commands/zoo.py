@@ -6,16 +6,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
-from torch import nn
 
-from models.builder import build_network
 from models.registry import list_models, model_default_cfg, model_spec
 from models.spec import NetworkSpec
-from models.summary import summarize
-from service.commands import CliError
+from service.commands import CliError, needs_torch
+
+if TYPE_CHECKING:
+    from torch import nn
 
 SUMMARY_FORMATS = ("text", "json", "mermaid")
 
@@ -62,7 +62,10 @@ def list_command(args: argparse.Namespace) -> int:
     return 0
 
 
+@needs_torch
 def summary_command(args: argparse.Namespace) -> int:
+    from models.summary import summarize
+
     overrides = parse_overrides(args.overrides)
     input_size = args.input or model_input_size(args.name, overrides)
     model = build_model(args.name, overrides)
@@ -124,4 +127,6 @@ def resolve_spec(name: str, overrides: dict[str, Any]) -> NetworkSpec:
 
 
 def build_model(name: str, overrides: dict[str, Any]) -> nn.Module:
+    from models.builder import build_network
+
     return build_network(resolve_spec(name, overrides)).eval()

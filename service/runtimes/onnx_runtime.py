@@ -6,6 +6,7 @@ import numpy as np
 import onnxruntime as ort
 
 from models.export import Bundle
+from models.export.precision import GPU_PRECISIONS
 from service.runtimes.base import (
     DeviceUnavailableError,
     TensorMeta,
@@ -13,8 +14,8 @@ from service.runtimes.base import (
     parse_device,
     warmup_batches,
 )
+from service.runtimes.gpu import CUDA_PROVIDER
 
-CUDA_PROVIDER = "CUDAExecutionProvider"
 CPU_PROVIDER = "CPUExecutionProvider"
 
 
@@ -45,6 +46,12 @@ class OnnxRuntime:
             raise DeviceUnavailableError(
                 f"device={device!r}: onnxruntime could not initialise {CUDA_PROVIDER} "
                 f"(no usable GPU or CUDA/cuDNN libraries); use device='auto' or 'cpu'"
+            )
+        precision = bundle.manifest.get("precision", "fp32")
+        if precision in GPU_PRECISIONS and not on_gpu:
+            raise DeviceUnavailableError(
+                f"bundle {bundle.path.name} is {precision}, which runs on a CUDA GPU only; "
+                f"this onnxruntime session runs on the CPU (device={device!r})"
             )
         self.device = f"cuda:{index}" if on_gpu else "cpu"
         self.device_type, self.device_id = ("cuda", index) if on_gpu else ("cpu", 0)

@@ -1,5 +1,6 @@
-"""TorchScript runtime: a frozen module on CPU or CUDA under `inference_mode`, fp16 optional on
-CUDA. Loading (and so every `torch.jit` call) lives in `models.export.torchscript`."""
+"""TorchScript runtime: a frozen module on CPU or CUDA under `inference_mode`, cast on CUDA to the
+bundle's fp16 or bf16 precision. Loading (and so every `torch.jit` call) lives in
+`models.export.torchscript`."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import numpy as np
 import torch
 
 from models.export import Bundle
-from models.export.torchscript import load_torchscript
+from models.export.precision import GPU_PRECISIONS
+from models.export.torchscript import TORCH_DTYPES, load_torchscript
 from service.runtimes.base import (
     DeviceUnavailableError,
     TensorMeta,
@@ -21,7 +23,7 @@ class TorchScriptRuntime:
     """Frozen TorchScript modules run concurrently from several threads without shared state;
     `inference_mode` is thread-local, so every call enters it."""
 
-    def __init__(self, bundle: Bundle, device: str = "auto", *, fp16: bool = False) -> None:
+    def __init__(self, bundle: Bundle, device: str = "auto") -> None:
         kind, index = parse_device(device)
         cuda = torch.cuda.is_available()
         if kind == "cuda" and not cuda:
@@ -30,20 +32,22 @@ class TorchScriptRuntime:
                 "use device='auto' or 'cpu'"
             )
         self.torch_device = torch.device(f"cuda:{index}" if kind != "cpu" and cuda else "cpu")
-        if fp16 and self.torch_device.type != "cuda":
-            raise ValueError("fp16=True needs a CUDA device; fp16 is not used on CPU")
+        precision = bundle.manifest.get("precision", "fp32")
+        if precision in GPU_PRECISIONS and self.torch_device.type != "cuda":
+            raise DeviceUnavailableError(
+                f"bundle {bundle.path.name} is {precision}, which runs on a CUDA GPU only; "
+                f"torch {torch.__version__} sees none (device={device!r})"
+            )
         self.device = str(self.torch_device)
-        self.fp16 = fp16
+        self.dtype = TORCH_DTYPES[precision]
         self.input_meta = TensorMeta.from_manifest(bundle.manifest["input"])
         self.output_meta = TensorMeta.from_manifest(bundle.manifest["outputs"][0])
-        self.module = load_torchscript(bundle.model_file, self.torch_device, half=fp16)
+        self.module = load_torchscript(bundle.model_file, self.torch_device, dtype=self.dtype)
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         batch = check_batch(batch, self.input_meta)
         with torch.inference_mode():
-            inputs = torch.from_numpy(batch).to(self.torch_device)  # (B, C, *spatial)
-            if self.fp16:
-                inputs = inputs.half()
+            inputs = torch.from_numpy(batch).to(self.torch_device, self.dtype)  # (B, C, *spatial)
             logits = self.module(inputs)  # (B, num_classes)
             return logits.float().cpu().numpy()
 

@@ -69,10 +69,17 @@ def test_summary_applies_overrides(capsys):
          "does not fit a 2d model"),
         (["export", "resnet_tiny", "--max-batch", "0", "--out", "{tmp}"],
          "--max-batch must be >= 1"),
+        (["export", "resnet_tiny", "--precision", "fp16", "--out", "{tmp}"],
+         "--device: precision 'fp16' runs on a CUDA GPU only, and here onnxruntime offers"),
+        (["export", "resnet_tiny", "--precision", "fp16", "--device", "cpu", "--out", "{tmp}"],
+         "--device: precision 'fp16' runs on a CUDA GPU only, and here device 'cpu' was"),
+        (["export", "resnet_tiny", "--precision", "bf16", "--out", "{tmp}"],
+         "--precision: precision 'bf16' needs format 'torchscript'"),
     ],
     ids=["summary-unknown", "summary-input", "export-unknown", "set-no-equals", "set-empty",
          "set-unparseable", "set-unknown-key", "set-invalid-value", "set-twice",
-         "out-unwritable", "weights-missing", "input-rank", "max-batch"],
+         "out-unwritable", "weights-missing", "input-rank", "max-batch", "fp16-no-gpu",
+         "fp16-cpu-device", "bf16-onnx"],
 )  # fmt: skip
 def test_bad_arguments_print_a_clear_error_and_exit_non_zero(capsys, tmp_path, argv, message):
     (tmp_path / "file").write_text("a file, not a directory")

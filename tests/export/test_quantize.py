@@ -11,19 +11,20 @@ import torch
 from tiny_model import TINY, TINY_MAX_BATCH
 
 from models.digits import DIGITS_ARCH
-from models.export import Int8Calibration, QuantizationError, export_bundle, load_bundle
+from models.export import PrecisionError, ReducedPrecision, export_bundle, load_bundle
 from models.export.onnx_export import OnnxFormat
 from models.registry import create_model, model_default_cfg
 from models.weights import save_weights
-from service.calibration import int8_calibration, served_preprocess
+from service.calibration import reduced_precision, served_preprocess
 from service.config import CalibrationConfig, PreprocessConfig
 
 TINY_INPUT = (3, 32, 32)
 
 
-def random_calibration(seed: int = 0, **settings) -> Int8Calibration:
+def random_calibration(seed: int = 0, **settings) -> ReducedPrecision:
     rng = np.random.default_rng(seed)
-    return Int8Calibration(
+    return ReducedPrecision(
+        precision="int8",
         calibration=rng.standard_normal((16, *TINY_INPUT), dtype=np.float32),
         held_out=rng.standard_normal((16, *TINY_INPUT), dtype=np.float32),
         **settings,
@@ -36,7 +37,7 @@ def export_tiny(cache_dir, **kwargs):
 
 @pytest.fixture(scope="module")
 def int8_bundle(bundle_cache):
-    return export_tiny(bundle_cache, int8=random_calibration())
+    return export_tiny(bundle_cache, reduced=random_calibration())
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +64,7 @@ def test_int8_bundle_holds_only_the_qdq_model_with_float_io(int8_bundle):
 
 def test_manifest_records_calibration_and_verification(int8_bundle):
     calibration = random_calibration()
-    record = load_bundle(int8_bundle).manifest["quantization"]
+    record = load_bundle(int8_bundle).manifest["precision_check"]
 
     assert record["method"] == "minmax"
     assert record["samples"] == record["held_out"] == 16
@@ -86,7 +87,7 @@ def test_int8_logits_stay_close_to_fp32(int8_bundle, onnx_bundle):
 
 
 @pytest.mark.parametrize(
-    ("int8", "same_key"),
+    ("reduced", "same_key"),
     [
         (random_calibration(), True),
         (random_calibration(seed=1), False),
@@ -96,34 +97,34 @@ def test_int8_logits_stay_close_to_fp32(int8_bundle, onnx_bundle):
     ],
     ids=["same-calibration", "other-calibration-set", "method", "threshold", "fp32"],
 )
-def test_cache_key_covers_precision_and_calibration(int8_bundle, bundle_cache, int8, same_key):
-    other = export_tiny(bundle_cache, int8=int8)
+def test_cache_key_covers_precision_and_calibration(int8_bundle, bundle_cache, reduced, same_key):
+    other = export_tiny(bundle_cache, reduced=reduced)
     assert (other.name == int8_bundle.name) is same_key
 
 
 def test_trained_model_below_top1_agreement_threshold_is_refused(trained_tiny, tmp_path):
-    with pytest.raises(QuantizationError, match=r"top-1 .* below the required 101\.00%"):
+    with pytest.raises(PrecisionError, match=r"top-1 .* below the required 101\.00%"):
         export_tiny(
-            tmp_path, weights=trained_tiny, int8=random_calibration(min_top1_agreement=1.01)
+            tmp_path, weights=trained_tiny, reduced=random_calibration(min_top1_agreement=1.01)
         )
     assert not any(tmp_path.iterdir())  # no bundle, no leftover staging directory
 
 
 def test_random_init_model_is_judged_by_cosine_similarity(tmp_path):
     lenient_agreement = random_calibration(min_top1_agreement=0.0, min_cosine_similarity=1.01)
-    with pytest.raises(QuantizationError, match=r"cosine similarity .* random-init"):
-        export_tiny(tmp_path, int8=lenient_agreement)
+    with pytest.raises(PrecisionError, match=r"cosine similarity .* random-init"):
+        export_tiny(tmp_path, reduced=lenient_agreement)
 
 
 def test_trained_model_is_judged_by_top1_agreement(trained_tiny, tmp_path):
     strict_cosine = random_calibration(min_cosine_similarity=1.01)
-    bundle = load_bundle(export_tiny(tmp_path, weights=trained_tiny, int8=strict_cosine))
-    assert bundle.manifest["quantization"]["judged_by"] == "top1_agreement"
+    bundle = load_bundle(export_tiny(tmp_path, weights=trained_tiny, reduced=strict_cosine))
+    assert bundle.manifest["precision_check"]["judged_by"] == "top1_agreement"
 
 
 def test_int8_needs_onnx(tmp_path):
-    with pytest.raises(ValueError, match="int8 precision needs format 'onnx'"):
-        export_tiny(tmp_path, fmt="torchscript", int8=random_calibration())
+    with pytest.raises(ValueError, match="precision 'int8' needs format 'onnx'"):
+        export_tiny(tmp_path, fmt="torchscript", reduced=random_calibration())
 
 
 def test_calibration_inputs_must_fit_the_model(tmp_path):
@@ -131,18 +132,18 @@ def test_calibration_inputs_must_fit_the_model(tmp_path):
         random_calibration(), calibration=np.zeros((4, 3, 16, 16), np.float32)
     )
     with pytest.raises(ValueError, match=r"int8 calibration inputs must be float32 \(N, 3, 32"):
-        export_tiny(tmp_path, int8=wrong)
+        export_tiny(tmp_path, reduced=wrong)
 
 
 def test_digits_int8_keeps_held_out_accuracy(digits_weights, tmp_path):
     input_size = (1, 8, 8)
     preprocess = served_preprocess(PreprocessConfig(), model_default_cfg(DIGITS_ARCH), input_size)
-    calibration = int8_calibration(CalibrationConfig(samples=64), DIGITS_ARCH, preprocess)
+    calibration = reduced_precision(CalibrationConfig(samples=64), "int8", DIGITS_ARCH, preprocess)
 
     bundle = load_bundle(
-        export_bundle(DIGITS_ARCH, weights=digits_weights, cache_dir=tmp_path, int8=calibration)
+        export_bundle(DIGITS_ARCH, weights=digits_weights, cache_dir=tmp_path, reduced=calibration)
     )
-    record = bundle.manifest["quantization"]
+    record = bundle.manifest["precision_check"]
 
     assert record["held_out"] == 360  # the whole test split
     assert record["judged_by"] == "top1_agreement"
@@ -153,5 +154,5 @@ def test_digits_int8_keeps_held_out_accuracy(digits_weights, tmp_path):
 
 def test_random_init_model_ignores_the_top1_agreement_threshold(tmp_path):
     unreachable_agreement = random_calibration(min_top1_agreement=1.01)
-    bundle = load_bundle(export_tiny(tmp_path, int8=unreachable_agreement))
-    assert bundle.manifest["quantization"]["judged_by"] == "cosine_similarity"
+    bundle = load_bundle(export_tiny(tmp_path, reduced=unreachable_agreement))
+    assert bundle.manifest["precision_check"]["judged_by"] == "cosine_similarity"

@@ -176,6 +176,18 @@ class ComposeStack:
         except StackError as error:
             return f"(no logs: {error})"
 
+    def exec(self, *argv: str) -> subprocess.CompletedProcess[str]:
+        """`docker exec` `argv` in the service container; the caller judges the exit code."""
+        try:
+            return subprocess.run(
+                ["docker", "exec", self.container_id(), *argv],
+                capture_output=True,
+                text=True,
+                timeout=COMMAND_TIMEOUT_S,
+            )
+        except subprocess.TimeoutExpired:
+            raise StackError(f"`docker exec {' '.join(argv)}` did not finish") from None
+
     def image_size_bytes(self) -> int:
         image = self.inspect("{{.Image}}")
         return int(_run(["docker", "image", "inspect", "-f", "{{.Size}}", image], timeout=30))

@@ -146,8 +146,3 @@ def test_onnx_io_binding_path_gives_the_same_logits_as_plain_run(bundles):
     assert (bound.io_binding, plain.io_binding) == (True, False)
     batch = random_batch(3, (3, 32, 32))
     np.testing.assert_array_equal(bound.run(batch), plain.run(batch))
-
-
-def test_torchscript_fp16_needs_cuda(bundles):
-    with pytest.raises(ValueError, match="fp16=True needs a CUDA device"):
-        load_runtime(bundles["resnet_tiny", "torchscript"], "cpu", fp16=True)

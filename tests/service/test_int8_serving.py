@@ -11,8 +11,8 @@ from models.digits import load_digits_split
 from models.registry import model_default_cfg
 from service.calibration import (
     CalibrationError,
-    int8_calibration,
-    model_int8_calibration,
+    model_reduced_precision,
+    reduced_precision,
     served_preprocess,
 )
 from service.config import CalibrationConfig, ConfigError, PreprocessConfig, parse_config
@@ -73,7 +73,7 @@ async def test_models_metadata_config_and_summary_say_int8(config):
     assert listed["digits-int8"]["precision"] == "int8"
     assert listed["digits"]["precision"] == "fp32"
     assert manifest["precision"] == "int8"
-    assert manifest["quantization"]["judged_by"] == "top1_agreement"
+    assert manifest["precision_check"]["judged_by"] == "top1_agreement"
     assert metadata["parameters"]["precision"] == "int8"
     assert metadata["inputs"][0]["datatype"] == "FP32"  # QDQ keeps float inputs
     assert fp32_metadata["parameters"]["precision"] == "fp32"
@@ -86,7 +86,7 @@ async def test_models_metadata_config_and_summary_say_int8(config):
     ("fields", "problem"),
     [
         ({"format": "torchscript", "precision": "int8"}, "precision 'int8' needs format 'onnx'"),
-        ({"calibration": {"samples": 8}}, "calibration applies to precision 'int8' only"),
+        ({"calibration": {"samples": 8}}, "calibration applies to a reduced precision"),
         ({"precision": "int8", "calibration": {"method": "kl"}}, r"calibration\.method"),
     ],
     ids=["torchscript", "fp32-with-calibration", "unknown-method"],
@@ -100,7 +100,7 @@ def test_int8_without_calibration_images_is_refused_for_image_models():
     config = parse_config({"models": [{"name": "r", "arch": "resnet_tiny", "precision": "int8"}]})
     model = config.models[0]
     with pytest.raises(CalibrationError, match=r"calibration\.images: int8 needs a folder"):
-        model_int8_calibration(model, network_of(model))
+        model_reduced_precision(model, network_of(model))
 
 
 def test_calibration_folder_needs_held_out_images(tmp_path):
@@ -119,7 +119,7 @@ def test_calibration_folder_needs_held_out_images(tmp_path):
     )
     model = config.models[0]
     with pytest.raises(CalibrationError, match="holds 1 images; 1 calibration samples"):
-        model_int8_calibration(model, network_of(model))
+        model_reduced_precision(model, network_of(model))
 
 
 def test_calibration_folder_is_split_and_preprocessed_as_served(tmp_path):
@@ -133,7 +133,7 @@ def test_calibration_folder_is_split_and_preprocessed_as_served(tmp_path):
         PreprocessConfig(), model_default_cfg("resnet_tiny"), (3, 32, 32)
     )
 
-    calibration = int8_calibration(settings, "resnet_tiny", preprocess)
+    calibration = reduced_precision(settings, "int8", "resnet_tiny", preprocess)
 
     served = decode_images(blobs, preprocess, max_pixels=10_000)
     assert calibration.calibration.shape == (3, 3, 32, 32)
