@@ -6,9 +6,12 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 from tiny_model import TINY, TINY_MAX_BATCH
 
 from models.export import export_bundle
+from models.registry import create_model
+from models.weights import save_weights
 
 
 @pytest.fixture(scope="module")
@@ -30,3 +33,12 @@ def torchscript_bundle(bundle_cache) -> Path:
 def onnx_bundle_copy(onnx_bundle, tmp_path) -> Path:
     """A private copy to corrupt."""
     return Path(shutil.copytree(onnx_bundle, tmp_path / onnx_bundle.name))
+
+
+@pytest.fixture(scope="module")
+def trained_tiny(tmp_path_factory) -> Path:
+    """Weights for the tiny model that count as trained (a file, not random init)."""
+    torch.manual_seed(123)
+    weights = tmp_path_factory.mktemp("weights") / "tiny.safetensors"
+    save_weights(create_model(TINY).eval(), weights)
+    return weights

@@ -8,13 +8,10 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-import torch
-from tiny_model import TINY, TINY_MAX_BATCH
+from tiny_model import export_tiny
 
-from models.export import PrecisionError, ReducedPrecision, export_bundle, load_bundle
+from models.export import PrecisionError, ReducedPrecision, load_bundle
 from models.export.onnx_export import OnnxFormat
-from models.registry import create_model
-from models.weights import save_weights
 from service.runtimes import DeviceUnavailableError, load_runtime
 
 TINY_INPUT = (3, 32, 32)
@@ -29,21 +26,9 @@ def held_out_check(precision: str, seed: int = 0, **settings) -> ReducedPrecisio
     )
 
 
-def export_tiny(cache_dir, **kwargs):
-    return export_bundle(TINY, cache_dir=cache_dir, max_batch=TINY_MAX_BATCH, **kwargs)
-
-
 @pytest.fixture(scope="module")
 def fp16_onnx(bundle_cache):
     return load_bundle(export_tiny(bundle_cache, reduced=held_out_check("fp16")))
-
-
-@pytest.fixture(scope="module")
-def trained_tiny(tmp_path_factory):
-    torch.manual_seed(7)
-    weights = tmp_path_factory.mktemp("weights") / "tiny.safetensors"
-    save_weights(create_model(TINY).eval(), weights)
-    return weights
 
 
 def test_fp16_onnx_bundle_holds_only_the_fp16_graph_with_float_io(fp16_onnx):

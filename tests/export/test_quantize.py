@@ -7,14 +7,12 @@ import dataclasses
 import numpy as np
 import onnx
 import pytest
-import torch
-from tiny_model import TINY, TINY_MAX_BATCH
+from tiny_model import export_tiny
 
 from models.digits import DIGITS_ARCH
 from models.export import PrecisionError, ReducedPrecision, export_bundle, load_bundle
 from models.export.onnx_export import OnnxFormat
-from models.registry import create_model, model_default_cfg
-from models.weights import save_weights
+from models.registry import model_default_cfg
 from service.calibration import reduced_precision, served_preprocess
 from service.config import CalibrationConfig, PreprocessConfig
 
@@ -31,21 +29,9 @@ def random_calibration(seed: int = 0, **settings) -> ReducedPrecision:
     )
 
 
-def export_tiny(cache_dir, **kwargs):
-    return export_bundle(TINY, cache_dir=cache_dir, max_batch=TINY_MAX_BATCH, **kwargs)
-
-
 @pytest.fixture(scope="module")
 def int8_bundle(bundle_cache):
     return export_tiny(bundle_cache, reduced=random_calibration())
-
-
-@pytest.fixture(scope="module")
-def trained_tiny(tmp_path_factory):
-    torch.manual_seed(123)
-    weights = tmp_path_factory.mktemp("weights") / "tiny.safetensors"
-    save_weights(create_model(TINY).eval(), weights)
-    return weights
 
 
 def test_int8_bundle_holds_only_the_qdq_model_with_float_io(int8_bundle):

@@ -4,7 +4,9 @@ console error and fetches nothing from another origin."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import tempfile
 from pathlib import Path
 
 import httpx
@@ -19,7 +21,9 @@ from models.digits import load_digits_split
 
 pytestmark = pytest.mark.browser
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "img"
+# Where each view's screenshot goes: docs/img refreshes the README's (BLOCKSERVE_SCREENSHOTS=
+# docs/img); unset, a scratch directory, so that a test run leaves the tree as it was.
+SCREENSHOTS = Path(os.environ.get("BLOCKSERVE_SCREENSHOTS") or tempfile.mkdtemp(prefix="ui-"))
 WAIT_S = 60
 PHONE_WIDTH = 375
 TRAFFIC_REQUESTS = 20
