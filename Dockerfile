@@ -79,7 +79,10 @@ ENV BLOCKSERVE_HOME=/var/lib/blockserve \
 RUN mkdir -p /var/lib/blockserve/config \
     && cp /src/service/configs/default.yaml "${BLOCKSERVE_CONFIG}" \
     && blockserve train-digits
-RUN python /usr/local/lib/blockserve-build/warm-cache.py --port 8765
+# The state directory ships empty (the runtime stages copy it owned by the service user): each
+# container writes its own API token and the models changed through the API there.
+RUN python /usr/local/lib/blockserve-build/warm-cache.py --port 8765 \
+    && mkdir -p /var/lib/blockserve/state
 
 # ---------------------------------------------------------------------------------------------
 # The runtime venv: no packaging tools, and none of torch's C++ headers and test binaries.
