@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from models.export import Bundle, load_bundle
 from models.files import atomic_path, file_sha256
 from service.config import ModelConfig
 from service.errors import ExportUnavailable
@@ -25,7 +26,7 @@ RECORDS_DIR = "served"  # under the bundle cache: <request sha256>.json -> the b
 
 
 def export_request(
-    config: ModelConfig, network: ModelNetwork, weights: Path | None
+    config: ModelConfig, network: ModelNetwork, weights_sha256: str | None
 ) -> dict[str, Any]:
     """What `config`'s bundle is exported from, as JSON data."""
     return {
@@ -34,31 +35,39 @@ def export_request(
         "format": config.format,
         "precision": config.precision,
         "calibration": config.calibration.model_dump(mode="json"),
-        "weights_sha256": None if weights is None else file_sha256(weights),
+        "weights_sha256": weights_sha256,
         "max_batch": config.batching.max_batch_size,
         "input_size": list(network.input_size),
     }
 
 
 def served_bundle(
-    model: str,
-    request: dict[str, Any],
+    config: ModelConfig,
+    network: ModelNetwork,
+    weights: Path | None,
     cache_dir: Path,
     export: Callable[[Callable[..., Path]], Path],
-) -> Path:
-    """The bundle directory of `model` for `request`: `export(export_bundle)` where torch is
-    installed (then recorded), else the one recorded for the same request."""
-    record = cache_dir / RECORDS_DIR / f"{_request_key(request)}.json"
+) -> Bundle:
+    """The bundle that serves `config`: `export(export_bundle)` where torch is installed (then
+    recorded), else the one recorded for the same request."""
     try:
         from models.export import export_bundle  # torch and onnx: the full image only
     except ImportError as error:
-        bundle_dir = _recorded_bundle(record, cache_dir)
+        weights_sha256 = None if weights is None else file_sha256(weights)
+        request = export_request(config, network, weights_sha256)
+        bundle_dir = _recorded_bundle(_record_path(cache_dir, request), cache_dir)
         if bundle_dir is None:
-            raise ExportUnavailable(model, "an export") from error
-        return bundle_dir
-    bundle_dir = export(export_bundle)
-    _record(record, request, bundle_dir)
-    return bundle_dir
+            raise ExportUnavailable(config.name, "an export") from error
+        return load_bundle(bundle_dir)
+    bundle = load_bundle(export(export_bundle))
+    # The export hashed the weights into the manifest: no second pass over the file.
+    request = export_request(config, network, bundle.manifest["weights"]["sha256"])
+    _record(_record_path(cache_dir, request), request, bundle.path)
+    return bundle
+
+
+def _record_path(cache_dir: Path, request: dict[str, Any]) -> Path:
+    return cache_dir / RECORDS_DIR / f"{_request_key(request)}.json"
 
 
 def _request_key(request: dict[str, Any]) -> str:

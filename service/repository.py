@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from models.export import Bundle, PrecisionError, load_bundle
+from models.export import Bundle, PrecisionError
 from models.preprocessing import served_labels
 from models.recipes import ensure_weights, recipe_for
 from models.summary import Summary
@@ -42,7 +42,7 @@ from service.errors import (
 from service.imaging import Preprocess
 from service.memory import release_free_memory
 from service.metrics import Metrics
-from service.model_bundles import export_request, served_bundle
+from service.model_bundles import served_bundle
 from service.network import network_of
 from service.runtimes.base import DeviceUnavailableError, Runtime
 
@@ -112,12 +112,10 @@ def load_model(
             reduced=model_reduced_precision(config, network),
         )
 
-    request = export_request(config, network, weights)
-    bundle_dir = served_bundle(config.name, request, server.cache_dir, export)
-    bundle = load_bundle(bundle_dir)
+    bundle = served_bundle(config, network, weights, server.cache_dir, export)
     preprocess = Preprocess.resolve(config.preprocess, bundle.manifest["preprocess"])
     labels = served_labels(config.labels, bundle.manifest["labels"], num_classes)
-    progress(f"loading {config.instances} runtime(s) from {bundle_dir}")
+    progress(f"loading {config.instances} runtime(s) from {bundle.path}")
     options = runtime_options(config, server)
     runtimes = [
         _load_runtime(config.name, bundle, config.device, options) for _ in range(config.instances)
@@ -142,7 +140,7 @@ def load_model(
             config.batching.max_batch_size,
             config.batching.inline_max_ms / 1000,
         ),
-        bundle_dir=bundle_dir,
+        bundle_dir=bundle.path,
     )
 
 
