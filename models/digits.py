@@ -20,8 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.files import atomic_path, file_sha256
 from models.registry import create_model, model_default_cfg
-from models.weights import atomic_path, file_sha256, save_weights
+from models.weights import save_weights
 
 DIGITS_ARCH = "resnet_digits"
 SPLIT_SEED = 0

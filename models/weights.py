@@ -15,15 +15,13 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from models.files import atomic_path, file_sha256
+from models.files import atomic_path
 
 __all__ = [
     "ShapeMismatch",
     "WeightsLoadError",
     "WeightsMismatchError",
-    "atomic_path",
     "check_shapes",
-    "file_sha256",
     "load_weights",
     "read_state_dict",
     "save_weights",

@@ -33,11 +33,12 @@ from models.export.formats import ArtifactFormat, get_format
 from models.export.parity import ParityInput, check_parity, random_inputs
 from models.export.precision import ReducedPrecision, precision_format_problem, verify_precision
 from models.export.quantize import INT8_SETTINGS, quantize_int8
+from models.files import file_sha256
 from models.preprocessing import default_labels, default_preprocess
 from models.registry import model_default_cfg, model_spec
 from models.spec import NetworkSpec
 from models.summary import summarize
-from models.weights import file_sha256, load_weights
+from models.weights import load_weights
 
 EXAMPLE_BATCH = 2  # torch.export and tracing specialise size-1 dims
 ODD_BATCH = 7

@@ -17,9 +17,10 @@ from tiny_model import TINY, TINY_MAX_BATCH
 from models.default_cfgs import CIFAR10_LABELS
 from models.export import FORMATS, BundleError, export_bundle, load_bundle
 from models.export.bundle import MANIFEST_NAME
+from models.files import file_sha256
 from models.registry import create_model, model_default_cfg, model_spec
 from models.summary import Summary, summarize
-from models.weights import file_sha256, save_weights
+from models.weights import save_weights
 from service.runtimes import load_runtime
 
 

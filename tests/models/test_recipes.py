@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from models import recipes
+from models.files import atomic_path
 from models.recipes import WeightsRecipe, ensure_weights, recipe_for
-from models.weights import atomic_path
 
 
 class FakeTrainer:

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from models import WeightsMismatchError, create_model, load_weights, save_weights
-from models.weights import WeightsLoadError, file_sha256
+from models.files import file_sha256
+from models.weights import WeightsLoadError
 
 
 class NotATensor:

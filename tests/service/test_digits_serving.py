@@ -9,9 +9,9 @@ import pytest
 from service_fakes import in_process, png_bytes
 
 from models.digits import load_digits_split
+from models.files import file_sha256
 from models.registry import create_model
 from models.summary import summarize
-from models.weights import file_sha256
 from service.config import GrpcConfig, load_config, parse_config
 from service.repository import load_model
 

@@ -13,8 +13,8 @@ import pytest
 from service_fakes import FakeRuntime, fake_loader, images, in_process, png_bytes, repository_config
 
 from models.export import FORMATS
+from models.files import atomic_path, file_sha256
 from models.recipes import RECIPES, WeightsRecipe
-from models.weights import atomic_path, file_sha256
 from service.errors import InvalidInput, ModelNotFound, ModelNotReady
 from service.repository import ModelRepository, ModelState, load_model, runtime_options
 
