@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
+
+from models.export.precision import GPU_PRECISIONS
+
+if TYPE_CHECKING:
+    from models.export import Bundle
 
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
@@ -46,6 +51,17 @@ def parse_device(device: str) -> tuple[str, int]:
         raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
     kind, _, index = device.partition(":")
     return kind, int(index or 0)
+
+
+def checked_precision(bundle: Bundle, on_gpu: bool, cpu_reason: str) -> str:
+    """The precision the bundle's manifest records; fp16 and bf16 run on a GPU only, so off one
+    a `DeviceUnavailableError` ending with `cpu_reason`."""
+    precision = bundle.manifest.get("precision", "fp32")
+    if precision in GPU_PRECISIONS and not on_gpu:
+        raise DeviceUnavailableError(
+            f"bundle {bundle.path.name} is {precision}, which runs on a CUDA GPU only; {cpu_reason}"
+        )
+    return precision
 
 
 def check_batch(batch: Any, meta: TensorMeta) -> np.ndarray:

@@ -6,11 +6,11 @@ import numpy as np
 import onnxruntime as ort
 
 from models.export import Bundle
-from models.export.precision import GPU_PRECISIONS
 from service.runtimes.base import (
     DeviceUnavailableError,
     TensorMeta,
     check_batch,
+    checked_precision,
     parse_device,
     warmup_batches,
 )
@@ -47,12 +47,9 @@ class OnnxRuntime:
                 f"device={device!r}: onnxruntime could not initialise {CUDA_PROVIDER} "
                 f"(no usable GPU or CUDA/cuDNN libraries); use device='auto' or 'cpu'"
             )
-        precision = bundle.manifest.get("precision", "fp32")
-        if precision in GPU_PRECISIONS and not on_gpu:
-            raise DeviceUnavailableError(
-                f"bundle {bundle.path.name} is {precision}, which runs on a CUDA GPU only; "
-                f"this onnxruntime session runs on the CPU (device={device!r})"
-            )
+        checked_precision(
+            bundle, on_gpu, f"this onnxruntime session runs on the CPU (device={device!r})"
+        )
         self.device = f"cuda:{index}" if on_gpu else "cpu"
         self.device_type, self.device_id = ("cuda", index) if on_gpu else ("cpu", 0)
         self.io_binding = on_gpu if io_binding is None else io_binding

@@ -8,12 +8,12 @@ import numpy as np
 import torch
 
 from models.export import Bundle
-from models.export.precision import GPU_PRECISIONS
 from models.export.torchscript import TORCH_DTYPES, load_torchscript
 from service.runtimes.base import (
     DeviceUnavailableError,
     TensorMeta,
     check_batch,
+    checked_precision,
     parse_device,
     warmup_batches,
 )
@@ -32,12 +32,9 @@ class TorchScriptRuntime:
                 "use device='auto' or 'cpu'"
             )
         self.torch_device = torch.device(f"cuda:{index}" if kind != "cpu" and cuda else "cpu")
-        precision = bundle.manifest.get("precision", "fp32")
-        if precision in GPU_PRECISIONS and self.torch_device.type != "cuda":
-            raise DeviceUnavailableError(
-                f"bundle {bundle.path.name} is {precision}, which runs on a CUDA GPU only; "
-                f"torch {torch.__version__} sees none (device={device!r})"
-            )
+        on_gpu = self.torch_device.type == "cuda"
+        cpu_reason = f"torch {torch.__version__} sees none (device={device!r})"
+        precision = checked_precision(bundle, on_gpu, cpu_reason)
         self.device = str(self.torch_device)
         self.dtype = TORCH_DTYPES[precision]
         self.input_meta = TensorMeta.from_manifest(bundle.manifest["input"])
