@@ -32,11 +32,15 @@ def model_reduced_precision(config: ModelConfig, network: ModelNetwork) -> Reduc
     are verified on the CUDA device that will serve them (`DeviceUnavailableError` without)."""
     if config.precision == "fp32":
         return None
-    device = "cpu"
-    if config.precision != "int8":
-        device = cuda_device(config.format, config.device, config.precision)
     preprocess = served_preprocess(config.preprocess, network.default, network.input_size)
-    return reduced_precision(config.calibration, config.precision, config.arch, preprocess, device)
+    return reduced_precision(
+        config.calibration,
+        config.precision,
+        config.arch,
+        preprocess,
+        fmt=config.format,
+        device=config.device,
+    )
 
 
 def served_preprocess(
@@ -52,10 +56,15 @@ def reduced_precision(
     precision: ReducedPrecisionName,
     arch: str | None,
     preprocess: Preprocess,
-    device: str = "cpu",
+    *,
+    fmt: str = "onnx",
+    device: str = "auto",
 ) -> ReducedPrecision:
     """Held-out (and for int8 calibration) inputs from `settings.images`, else (for the digits
-    model) from its test (and training) split."""
+    model) from its test (and training) split. fp16 and bf16 are verified on the CUDA device
+    that `device` (of a model in format `fmt`) resolves to, int8 on the CPU; no data is read
+    before that device is found (`DeviceUnavailableError` without one)."""
+    verified_on = "cpu" if precision == "int8" else cuda_device(fmt, device, precision)
     samples = settings.samples if precision == "int8" else 0
     if settings.images is not None:
         calibration, held_out, labels = _folder_inputs(settings, samples, preprocess)
@@ -66,7 +75,7 @@ def reduced_precision(
         calibration=calibration if precision == "int8" else None,
         held_out=held_out,
         held_out_labels=labels,
-        device=device,
+        device=verified_on,
         method=settings.method,
         min_top1_agreement=settings.min_top1_agreement,
         min_cosine_similarity=settings.min_cosine_similarity,

@@ -22,7 +22,6 @@ from service.commands import CliError, needs_torch
 from service.commands.zoo import add_model_arguments, model_input_size, parse_overrides
 from service.config import CalibrationConfig, PreprocessConfig
 from service.runtimes.base import DeviceUnavailableError
-from service.runtimes.gpu import cuda_device
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -133,10 +132,7 @@ def _reduced_precision(args: argparse.Namespace, input_size: tuple[int, ...]) ->
     unservable = precision_format_problem(args.precision, args.format)
     if unservable is not None:
         raise CliError(f"--precision: {unservable}")
-    device = "cpu"
     try:
-        if args.precision != "int8":
-            device = cuda_device(args.format, args.device, args.precision)
         settings = CalibrationConfig(
             images=args.calibration_images,
             samples=args.calibration_samples,
@@ -144,7 +140,9 @@ def _reduced_precision(args: argparse.Namespace, input_size: tuple[int, ...]) ->
             min_top1_agreement=args.min_top1_agreement,
         )
         preprocess = served_preprocess(PreprocessConfig(), model_default_cfg(args.name), input_size)
-        return reduced_precision(settings, args.precision, args.name, preprocess, device)
+        return reduced_precision(
+            settings, args.precision, args.name, preprocess, fmt=args.format, device=args.device
+        )
     except ValidationError as error:
         problem = error.errors()[0]
         flag = _CALIBRATION_FLAGS[str(problem["loc"][0])]
