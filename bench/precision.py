@@ -14,7 +14,6 @@ within 0.5 point of fp32. A benchmark, never a test: it prints PASS/FAIL and ass
 from __future__ import annotations
 
 import argparse
-import io
 import subprocess
 import sys
 import tempfile
@@ -29,7 +28,7 @@ import yaml
 from PIL import Image
 
 from bench.serving.bodies import write_bodies
-from bench.serving.images import write_corpus
+from bench.serving.images import encode, write_corpus
 from bench.serving.load import run_wrk
 from bench.serving.paired import HeadToHead, alternate
 from bench.serving.processes import free_port, running
@@ -158,19 +157,13 @@ def _digits_accuracy(base: str, model: str) -> float:
     with httpx.Client(base_url=base, timeout=60) as client:
         for start in range(0, len(split.test_images), DIGITS_BATCH):
             files = [
-                ("files", (f"{index}.png", _png(image), "image/png"))
+                ("files", (f"{index}.png", encode(Image.fromarray(image, "L"), "PNG"), "image/png"))
                 for index, image in enumerate(split.test_images[start : start + DIGITS_BATCH])
             ]
             response = client.post(f"/models/{model}/predict", params={"top_k": 1}, files=files)
             response.raise_for_status()
             predicted += [int(answer[0]["label"]) for answer in response.json()["predictions"]]
     return float(np.mean(np.array(predicted) == split.test_labels))
-
-
-def _png(pixels: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(pixels, "L").save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def _print_report(resnet: HeadToHead, accuracy: dict[str, float], exports: dict[str, Any]) -> None:
