@@ -219,8 +219,15 @@ def _export(
 
 def _precision_settings(reduced: ReducedPrecision, fmt: str) -> dict[str, Any]:
     """What makes the reduced artifact and its verdict, for the cache key and the manifest."""
-    made_by = {"int8": INT8_SETTINGS, "fp16": FP16_SETTINGS if fmt == "onnx" else {}}
-    return {**reduced.settings(), **made_by.get(reduced.precision, {})}
+    return {**reduced.settings(), **_made_by(reduced.precision, fmt)}
+
+
+def _made_by(precision: str, fmt: str) -> dict[str, Any]:
+    """How a reduced artifact is made: int8 quantization's or the fp16 ONNX conversion's
+    settings; nothing for a TorchScript module, which is cast where it is loaded."""
+    if precision == "int8":
+        return INT8_SETTINGS
+    return FP16_SETTINGS if fmt == "onnx" else {}
 
 
 def _reduce(
@@ -242,10 +249,9 @@ def _reduce(
             reduced,
             trained=trained,
         )
-        record |= FP16_SETTINGS if onnx else {}
     if model_file != fp32_file:
         fp32_file.unlink()
-    return model_file, record
+    return model_file, {**record, **_made_by(reduced.precision, artifact_format.name)}
 
 
 def _build(spec: NetworkSpec, weights: Path | None, seed: int) -> nn.Module:

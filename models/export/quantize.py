@@ -49,7 +49,7 @@ def quantize_int8(
     record = verify_precision(
         load_runner(fp32_file), load_runner(int8_file), check, trained=trained
     )
-    return int8_file, {**record, **INT8_SETTINGS}
+    return int8_file, record
 
 
 def _quantize(

@@ -59,6 +59,8 @@ def test_manifest_records_calibration_and_verification(int8_bundle):
     assert record["cosine_similarity"] >= calibration.min_cosine_similarity
     assert record["judged_by"] == "cosine_similarity"  # random-init weights
     assert record["accuracy"] is None  # no labels given
+    assert (record["activation_type"], record["weight_type"]) == ("QUInt8", "QInt8")
+    assert record["per_channel"] is True and record["format"] == "QDQ"
 
 
 def test_int8_logits_stay_close_to_fp32(int8_bundle, onnx_bundle):
