@@ -34,7 +34,11 @@ def wait(driver, condition, timeout: float = WAIT_S):
 
 
 def text_of(selector: str):
-    return lambda driver: " ".join(e.text for e in driver.find_elements(By.CSS_SELECTOR, selector))
+    """The rendered text of every element `selector` matches, read in one script: the page
+    rebuilds its model cards on every poll, so an element found by one WebDriver call can be gone
+    by the next."""
+    script = "return [...document.querySelectorAll(arguments[0])].map(e => e.innerText).join(' ')"
+    return lambda driver: driver.execute_script(script, selector)
 
 
 def open_view(driver, base_url: str, tab: str) -> None:
@@ -75,13 +79,17 @@ def digit_png(directory: Path, label: int) -> Path:
 
 
 def digits_requests_per_second(driver) -> float:
-    card = driver.find_element(By.CSS_SELECTOR, '[aria-label="Model digits@1"] .figures')
-    return float(re.search(r"requests/s\s+([\d.]+)", card.text).group(1))
+    figures = text_of('[aria-label="Model digits@1"] .figures')(driver)
+    return float(re.search(r"requests/s\s+([\d.]+)", figures).group(1))
 
 
 def digits_chart_points(driver) -> int:
-    line = driver.find_element(By.CSS_SELECTOR, '[aria-label="Model digits@1"] svg.spark polyline')
-    return len((line.get_attribute("points") or "").split())
+    """How many polls the digits card's first chart holds (read in one script, as `text_of`)."""
+    points = driver.execute_script(
+        "return document.querySelector(arguments[0])?.getAttribute('points') ?? ''",
+        '[aria-label="Model digits@1"] svg.spark polyline',
+    )
+    return len(points.split())
 
 
 def test_models_view_shows_each_model_with_its_live_figures(driver, server, tmp_path):
