@@ -25,7 +25,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from service.app import create_app
+from service.app import PROBE_ROUTERS, create_app
 from service.config import RepositoryConfig, default_config_path, load_config
 from service.grpc.health import SERVER_SERVICES
 from service.metrics import Metrics
@@ -45,7 +45,6 @@ KUSTOMIZATIONS = sorted(
     path.parent.relative_to(DEPLOY).as_posix() for path in DEPLOY.rglob("kustomization.yaml")
 )
 OVERLAYS = [name for name in KUSTOMIZATIONS if name.startswith("overlays/")]
-LIVE_PATHS = {"/v2/health/live", "/health/live"}
 KSERVE_CONTAINER = "kserve-container"  # the predictor container KServe runs and routes to
 
 Manifest = dict[str, Any]
@@ -88,6 +87,14 @@ def get_routes(served_config: RepositoryConfig) -> set[str]:
     """The paths the app answers GET on, as its OpenAPI document lists them."""
     paths = create_app(served_config).openapi()["paths"]
     return {path for path, operations in paths.items() if "get" in operations}
+
+
+@pytest.fixture(scope="session")
+def open_get_routes() -> set[str]:
+    """The GET paths that answer without a token even with `auth.protect_reads`."""
+    return {
+        route.path for router in PROBE_ROUTERS for route in router.routes if "GET" in route.methods
+    }
 
 
 @pytest.fixture(scope="session")
@@ -227,7 +234,7 @@ def test_the_crd_schemas_reject_unknown_fields(manifest, misspelt):
     assert errors and misspelt in errors[0]
 
 
-def test_probes_point_at_what_the_server_serves(rendered, get_routes):
+def test_probes_point_at_what_the_server_serves(rendered, get_routes, open_get_routes):
     for name, pod in served_pods(rendered):
         container = server_container(pod)
         env = env_of(container)
@@ -238,14 +245,15 @@ def test_probes_point_at_what_the_server_serves(rendered, get_routes):
             where = f"{name}: {probe_name}"
             if "httpGet" in probe:
                 assert probe["httpGet"]["path"] in get_routes, where
+                assert probe["httpGet"]["path"] in open_get_routes, f"{where}: needs no token"
                 assert container_port(container, probe["httpGet"]["port"]) == http_port, where
             else:
                 assert probe["grpc"]["port"] == grpc_port, where
                 assert probe["grpc"].get("service", "") in SERVER_SERVICES, where
         # Liveness must not wait for the models: a model that fails to load is no reason to
         # restart the server.
-        assert container["livenessProbe"]["httpGet"]["path"] in LIVE_PATHS, name
-        assert container["startupProbe"]["httpGet"]["path"] in LIVE_PATHS, name
+        assert container["livenessProbe"]["httpGet"]["path"] == "/health/live", name
+        assert container["startupProbe"]["httpGet"]["path"] == "/health/live", name
         assert "grpc" in container["readinessProbe"], f"{name}: readiness over gRPC health"
 
 
