@@ -32,7 +32,7 @@ from ray.serve import Application
 
 from service.app import create_app
 from service.config import RepositoryConfig, load_config
-from service.repository import ModelRepository, ModelState
+from service.repository import ModelRepository
 
 
 class ReplicaNotReady(RuntimeError):
@@ -89,17 +89,6 @@ def replica_config(config: RepositoryConfig) -> RepositoryConfig:
     return config.model_copy(update={"server": server.model_copy(update={"grpc": grpc})})
 
 
-def not_ready_reason(repository: ModelRepository) -> str:
-    if repository.draining:
-        return "shutting down"
-    waiting = [
-        f"{handle.name} {handle.state}" + (f" ({handle.reason})" if handle.reason else "")
-        for handle in repository.handles
-        if handle.state is not ModelState.READY
-    ]
-    return f"models not ready: {', '.join(waiting)}"
-
-
 @serve.ingress()
 class BlockserveReplica:
     """One replica: blockserve's app, built and started by Ray when the replica starts."""
@@ -117,8 +106,9 @@ class BlockserveReplica:
     async def check_health(self) -> None:
         """Ray's health check: blockserve's readiness."""
         repository: ModelRepository = self.app.state.serving.repository
-        if not repository.ready:
-            raise ReplicaNotReady(not_ready_reason(repository))
+        reason = repository.not_ready_reason
+        if reason is not None:
+            raise ReplicaNotReady(reason)
 
 
 def build_app(args: BlockserveArgs | dict[str, Any]) -> Application:

@@ -460,12 +460,29 @@ class ModelRepository:
     def ready(self) -> bool:
         """Readiness: not draining, and every model serving a READY version
         (`server.strict_readiness`), else the default one."""
+        return self.not_ready_reason is None
+
+    @property
+    def not_ready_reason(self) -> str | None:
+        """Why the server is not ready (None when it is): the shutdown, or each model readiness
+        waits for that has no READY version, with its state and reason."""
         if self._closed or self._draining:
-            return False
+            return "shutting down"
         if self.config.server.strict_readiness:
-            return all(model.serving().state is ModelState.READY for model in self._models.values())
-        default = self._models.get(self.default_name)
-        return default is not None and default.serving().state is ModelState.READY
+            awaited = list(self._models.values())
+        elif (default := self._models.get(self.default_name)) is not None:
+            awaited = [default]
+        else:
+            return f"the default model {self.default_name!r} is not served"
+        waiting = [model.serving() for model in awaited]
+        waiting = [handle for handle in waiting if handle.state is not ModelState.READY]
+        if not waiting:
+            return None
+        states = [
+            f"{handle.name} {handle.state}" + (f" ({handle.reason})" if handle.reason else "")
+            for handle in waiting
+        ]
+        return f"models not ready: {', '.join(states)}"
 
     @property
     def draining(self) -> bool:

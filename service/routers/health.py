@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from service.repository import ModelState
 from service.routers.deps import State
 from service.routers.responses import OrjsonResponse
 
@@ -24,14 +23,7 @@ async def ready(state: State) -> Response:
     repository = state.repository
     default = repository.get()
     body = {"default_model": default.name, "state": str(default.state)}
-    if repository.ready:
+    reason = repository.not_ready_reason
+    if reason is None:
         return OrjsonResponse({"status": "ready", **body})
-    if repository.draining:
-        reason = "shutting down"
-    elif default.reason is not None:
-        reason = default.reason
-    else:
-        handles = repository.handles
-        waiting = [f"{h.name} {h.state}" for h in handles if h.state is not ModelState.READY]
-        reason = f"models not ready: {', '.join(waiting)}"
     return OrjsonResponse({"status": "not ready", **body, "reason": reason}, status_code=503)

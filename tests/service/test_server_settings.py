@@ -24,7 +24,10 @@ async def test_strict_readiness_waits_for_every_model(tmp_path):
         status, v2_status, reason = await readiness(client)
 
     assert (status, v2_status) == (503, 400)
-    assert reason == "models not ready: second FAILED"
+    assert (
+        reason
+        == "models not ready: second FAILED (RuntimeError while loading (see the server log))"
+    )
 
 
 async def test_without_strict_readiness_the_default_model_decides(tmp_path):
@@ -34,6 +37,19 @@ async def test_without_strict_readiness_the_default_model_decides(tmp_path):
         status, v2_status, _ = await readiness(client)
 
     assert (status, v2_status) == (200, 200)
+
+
+async def test_without_strict_readiness_only_the_default_model_is_named(tmp_path):
+    failures = {"digits": "weights exploded", "second": "weights exploded"}
+    config = two_models(tmp_path, strict_readiness=False)
+    async with in_process(config, fake_loader(FakeRuntime(), failures=failures)) as (client, _):
+        status, v2_status, reason = await readiness(client)
+
+    assert (status, v2_status) == (503, 400)
+    assert (
+        reason
+        == "models not ready: digits FAILED (RuntimeError while loading (see the server log))"
+    )
 
 
 async def test_draining_turns_readiness_false_and_still_serves(tmp_path):
