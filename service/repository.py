@@ -38,6 +38,7 @@ from service.errors import (
     ModelNotReady,
     ModelVersionNotFound,
     QueueFull,
+    quoted,
 )
 from service.imaging import Preprocess
 from service.memory import release_free_memory
@@ -277,6 +278,11 @@ class ModelHandle:
     def set_state(self, state: ModelState, reason: str | None = None) -> None:
         self.state, self.reason = state, reason
         self.metrics.model_state.labels(model=self.name, version=self.version).state(state.value)
+
+    @property
+    def load_failure(self) -> str:
+        """What the client that asked for this version's load is told when it did not load."""
+        return f"failed to load model {quoted(self.name)} version {self.version}: {self.reason}"
 
     def unload(self) -> Awaitable[None]:
         """Refuse new requests from now on; the awaitable answers every queued one, then

@@ -21,7 +21,7 @@ from fastapi.responses import PlainTextResponse
 from service.api_configs import checked_shapes, model_config, patched, with_weights
 from service.auth import require_management
 from service.config import ModelConfig, ServerConfig
-from service.errors import InvalidInput, PayloadTooLarge, quoted
+from service.errors import InvalidInput, PayloadTooLarge
 from service.fastpath import openapi
 from service.repository import ModelHandle, ModelState
 from service.routers.deps import State
@@ -209,8 +209,7 @@ async def _load(state: Serving, config: ModelConfig, *, created: bool = False) -
     handle = await state.manager.load(config)
     answer = {"model": config.name, **_version_state(handle)}
     if handle.state is not ModelState.READY:
-        error = f"model {quoted(config.name)} version {handle.version} failed to load"
-        return OrjsonResponse({"error": f"{error}: {handle.reason}", **answer}, status_code=400)
+        return OrjsonResponse({"error": handle.load_failure, **answer}, status_code=400)
     return OrjsonResponse(answer, status_code=201 if created else 200)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from service.api_configs import model_config
 from service.config import ModelConfig
-from service.errors import InvalidInput, ModelNotFound, quoted
+from service.errors import InvalidInput, ModelNotFound
 from service.management import ModelManager
 from service.repository import ModelHandle, ModelRepository, ModelState
 
@@ -52,9 +52,7 @@ async def load_model(manager: ModelManager, name: str, config_text: str | None) 
     config = _config_to_load(manager.repository, name, config_text)
     handle = await manager.load(config)
     if handle.state is not ModelState.READY:
-        raise InvalidInput(
-            f"failed to load model {quoted(name)} version {handle.version}: {handle.reason}"
-        )
+        raise InvalidInput(handle.load_failure)
     return handle
 
 

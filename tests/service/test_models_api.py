@@ -150,7 +150,7 @@ async def test_a_failed_load_answers_400_with_its_reason_and_the_served_version_
     reason = "ValueError: 3 instances do not fit"
     assert failed.status_code == 400
     assert failed.json() == {
-        "error": f"model 'digits' version 2 failed to load: {reason}",
+        "error": f"failed to load model 'digits' version 2: {reason}",
         "model": "digits",
         "version": "2",
         "state": "FAILED",
