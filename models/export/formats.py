@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from torch import Tensor, nn
 
 Runner = Callable[[np.ndarray], np.ndarray]  # float32 (B, *input_shape) -> float32 outputs
+CUDA_PROVIDER = "CUDAExecutionProvider"  # ONNX Runtime's, for artifacts run on a GPU
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import onnx
 import torch
 from torch import Tensor, nn
 
-from models.export.formats import ExportedModel, Runner, register_format
+from models.export.formats import CUDA_PROVIDER, ExportedModel, Runner, register_format
 from models.export.quiet import TRACING_NOISE, WarningRule, ignoring_warnings
 
 OPSET = 17
@@ -25,7 +25,6 @@ INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
 BATCH_DIM = "batch"
 EXPORTER = {"name": "torch.onnx.export", "dynamo": False}
-CUDA_PROVIDER = "CUDAExecutionProvider"
 WHY = (
     "TorchScript-based exporter: faster export than dynamo=True, one self-contained opset-17 "
     "file, no onnxscript needed; parity and ONNX Runtime speed equal (docs/export.md)"

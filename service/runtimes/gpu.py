@@ -3,9 +3,8 @@ where there is none."""
 
 from __future__ import annotations
 
+from models.export.formats import CUDA_PROVIDER
 from service.runtimes.base import DeviceUnavailableError, parse_device
-
-CUDA_PROVIDER = "CUDAExecutionProvider"
 
 
 def cuda_device(fmt: str, device: str, precision: str) -> str:

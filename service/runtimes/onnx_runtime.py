@@ -6,6 +6,7 @@ import numpy as np
 import onnxruntime as ort
 
 from models.export import Bundle
+from models.export.formats import CUDA_PROVIDER
 from service.runtimes.base import (
     DeviceUnavailableError,
     TensorMeta,
@@ -14,7 +15,6 @@ from service.runtimes.base import (
     parse_device,
     warmup_batches,
 )
-from service.runtimes.gpu import CUDA_PROVIDER
 
 CPU_PROVIDER = "CPUExecutionProvider"
 
