@@ -467,13 +467,18 @@ def parse_config(data: Any, *, source: Path | None = None) -> RepositoryConfig:
 def load_config(path: str | Path | None = None) -> RepositoryConfig:
     """Load `path`, else `$BLOCKSERVE_CONFIG`, else the packaged default config."""
     source = Path(path or os.environ.get(CONFIG_ENV) or default_config_path()).expanduser()
+    return parse_config(read_yaml(source, source), source=source.resolve())
+
+
+def read_yaml(path: Path, where: str | Path) -> Any:
+    """The YAML document in `path`; `ConfigError` naming `where` when it cannot be read or
+    parsed."""
     try:
-        data = yaml.safe_load(source.read_text(encoding="utf-8"))
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as error:
-        raise ConfigError(f"{source}: cannot read config: {error.strerror}") from None
+        raise ConfigError(f"{where}: cannot read config: {error.strerror}") from None
     except yaml.YAMLError as error:
-        raise ConfigError(f"{source}: not valid YAML: {error}") from None
-    return parse_config(data, source=source.resolve())
+        raise ConfigError(f"{where}: not valid YAML: {error}") from None
 
 
 def validation_problems(error: ValidationError, data: Any) -> list[str]:

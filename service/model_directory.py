@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from service.config import (
@@ -40,6 +39,7 @@ from service.config import (
     ModelRepositoryDir,
     RepositoryConfig,
     expand_path,
+    read_yaml,
     validation_problems,
 )
 from service.errors import ModelNotFound, ModelVersionNotFound
@@ -152,14 +152,9 @@ def _read_version(
 def _read_fields(path: Path, root: Path) -> dict[str, Any]:
     """A config.yaml's fields, with the paths it names made absolute against its directory."""
     where = path.relative_to(root)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{where}: missing (every model directory has one)") from None
-    except OSError as error:
-        raise ConfigError(f"{where}: cannot read: {error.strerror}") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{where}: not valid YAML: {error}") from None
+    if not path.exists():
+        raise ConfigError(f"{where}: missing (every model directory has one)")
+    data = read_yaml(path, where)
     if data is None:
         return {}
     if not isinstance(data, dict):
