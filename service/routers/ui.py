@@ -9,6 +9,7 @@ browser sends no token when it navigates. What they read is guarded like every o
 from __future__ import annotations
 
 import asyncio
+import gzip
 import tarfile
 import tempfile
 import time
@@ -141,10 +142,15 @@ async def registry() -> Response:
 
 def _archive(bundle_dir: Path, stem: str) -> IO[bytes]:
     """`bundle_dir` as a tar.gz under the folder `stem`, in an anonymous temporary file (gone
-    once closed)."""
+    once closed). The same bundle gives the same bytes: the gzip header carries no time."""
     archive = tempfile.TemporaryFile()  # noqa: SIM115 (the response closes it)
     try:
-        with tarfile.open(fileobj=archive, mode="w:gz", compresslevel=BUNDLE_COMPRESSLEVEL) as tar:
+        with (
+            gzip.GzipFile(
+                fileobj=archive, mode="wb", compresslevel=BUNDLE_COMPRESSLEVEL, mtime=0
+            ) as packed,
+            tarfile.open(fileobj=packed, mode="w") as tar,
+        ):
             tar.add(bundle_dir, arcname=stem)
     except BaseException:
         archive.close()

@@ -129,6 +129,11 @@ def digits_config(digits_weights, bundle_cache):
     )
 
 
+def gzip_header_time(data: bytes) -> int:
+    """MTIME of a gzip member's header (RFC 1952: bytes 4-7, little-endian; 0: none)."""
+    return int.from_bytes(data[4:8], "little")
+
+
 async def test_bundle_downloads_as_a_tar_gz_with_its_manifest(digits_config):
     async with in_process(digits_config, load_model) as (client, serving):
         response = await client.get("/models/digits/bundle")
@@ -141,6 +146,7 @@ async def test_bundle_downloads_as_a_tar_gz_with_its_manifest(digits_config):
     assert disposition == 'attachment; filename="digits-v1.tar.gz"'
     assert int(response.headers["content-length"]) == len(response.content)
     assert versioned.content == response.content
+    assert gzip_header_time(response.content) == 0  # so a download an hour later is the same
     with tarfile.open(fileobj=io.BytesIO(response.content), mode="r:gz") as tar:
         names = tar.getnames()
         manifest = json.load(tar.extractfile("digits-v1/manifest.json"))  # type: ignore[arg-type]
