@@ -10,7 +10,6 @@ import io
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -24,6 +23,7 @@ import httpx
 import numpy as np
 import pytest
 import yaml
+from local_ports import free_port
 from PIL import Image
 
 try:
@@ -59,12 +59,6 @@ LOAD_MAX_REQUESTS = 4000
 LOAD_MAX_SECONDS = 180
 LOAD_CLIENTS = 4
 REQUESTS_AFTER_REPLACEMENT = 200
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:

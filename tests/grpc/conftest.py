@@ -7,7 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import pytest
-from grpc_harness import GatedRuntime, Serving, fake_loader, free_port, repository_config
+from grpc_harness import GatedRuntime, Serving, fake_loader, repository_config
+from local_ports import free_port
 
 from service.config import GrpcConfig, ServerConfig
 from service.grpc import start_grpc_server, stop_grpc_server

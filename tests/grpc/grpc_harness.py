@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 from dataclasses import dataclass
 
@@ -85,12 +84,6 @@ def repository_config() -> RepositoryConfig:
             ModelConfig(name="broken", arch=BROKEN_ARCH),
         ],
     )
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @dataclass

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 from grpc_harness import (
     call_error,
-    free_port,
     images,
     infer_request,
     output_array,
     refused,
     wait_for,
 )
+from local_ports import free_port
 
 from service.app import create_app
 from service.config import ModelConfig, VersionPolicy

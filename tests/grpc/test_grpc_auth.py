@@ -6,7 +6,8 @@ from collections.abc import AsyncIterator
 
 import grpc
 import pytest
-from grpc_harness import call_error, free_port, images, infer_request
+from grpc_harness import call_error, images, infer_request
+from local_ports import free_port
 
 from service.auth import Authenticator
 from service.config import GrpcConfig, ServerConfig

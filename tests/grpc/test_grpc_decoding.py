@@ -20,12 +20,12 @@ from grpc_harness import (
     call_error,
     expected_logits,
     fake_loader,
-    free_port,
     images,
     infer_request,
     output_array,
     wait_for,
 )
+from local_ports import free_port
 
 from service.app import create_app
 from service.config import (

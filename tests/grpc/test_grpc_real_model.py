@@ -8,7 +8,7 @@ from pathlib import Path
 import grpc
 import numpy as np
 import torch
-from grpc_harness import free_port
+from local_ports import free_port
 
 from models import create_model
 from service.config import GrpcConfig, ServerConfig, parse_config

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from grpc_harness import free_port
+from local_ports import free_port
 
 from service.config import GrpcConfig, ServerConfig, TlsConfig
 from service.grpc import start_grpc_server, stop_grpc_server

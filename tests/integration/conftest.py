@@ -26,9 +26,9 @@ from container_stack import (
     StackError,
     docker_unavailable_reason,
     find_compose,
-    free_port,
     wait_ready,
 )
+from local_ports import free_port
 
 HERE = Path(__file__).resolve().parent
 REPORT_PATH = REPO_ROOT / ".cache" / "integration" / "container-timings.json"

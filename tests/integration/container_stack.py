@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -68,12 +67,6 @@ def docker_unavailable_reason() -> str | None:
     if find_compose() is None:
         return "neither `docker compose` nor `docker-compose` is installed"
     return None
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def wait_ready(base_url: str, timeout: float, *, is_alive=lambda: None) -> float:

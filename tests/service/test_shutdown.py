@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
+from local_ports import free_port
 from PIL import Image
-from server_process import ServerProcess, digits_config, free_port, serve
+from server_process import ServerProcess, digits_config, serve
 
 CLIENTS = 16
 RUNS = 3

@@ -15,7 +15,7 @@ import httpx
 import numpy as np
 import pytest
 import yaml
-from server_process import free_port
+from local_ports import free_port
 from service_fakes import png_bytes
 from sklearn.datasets import load_digits
 
