@@ -28,7 +28,12 @@ from pydantic import (
     model_validator,
 )
 
-from models.export.precision import GPU_PRECISIONS, Precision, precision_format_problem
+from models.export.precision import (
+    GPU_PRECISIONS,
+    CalibrationMethodName,
+    Precision,
+    precision_format_problem,
+)
 
 CONFIG_ENV = "BLOCKSERVE_CONFIG"
 HOME_ENV = "BLOCKSERVE_HOME"
@@ -136,7 +141,7 @@ class CalibrationConfig(_Strict):
     samples: PositiveInt = 128  # int8: calibration images
     # Further images the model is verified on (digits: its whole test split).
     held_out: PositiveInt = 64
-    method: Literal["minmax", "entropy", "percentile"] = "minmax"  # int8
+    method: CalibrationMethodName = "minmax"  # int8
     # Trained weights: share of held-out inputs whose reduced top-1 class is fp32's.
     min_top1_agreement: Annotated[float, Field(ge=0, le=1)] = 0.99
     # Random-init weights (top-1 says little): mean cosine of reduced and fp32 logits.

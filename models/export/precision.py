@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 Precision = Literal["fp32", "fp16", "bf16", "int8"]
 ReducedPrecisionName = Literal["fp16", "bf16", "int8"]
 CalibrationMethodName = Literal["minmax", "entropy", "percentile"]
+CALIBRATION_METHODS: tuple[str, ...] = get_args(CalibrationMethodName)
 GPU_PRECISIONS = ("fp16", "bf16")  # arithmetic that only a CUDA device runs fast
 PRECISIONS: tuple[str, ...] = get_args(Precision)
 # Formats each precision can be served in. ONNX Runtime's CUDA execution provider has no

@@ -16,12 +16,16 @@ from models.export import (
     precision_format_problem,
 )
 from models.export.formats import FORMAT_NAMES
+from models.export.precision import CALIBRATION_METHODS
 from models.registry import model_default_cfg
 from service.calibration import reduced_precision, served_preprocess
 from service.commands import CliError, needs_torch
 from service.commands.zoo import add_model_arguments, model_input_size, parse_overrides
 from service.config import CalibrationConfig, PreprocessConfig
 from service.runtimes.base import DeviceUnavailableError
+
+# The config's defaults: `blockserve export` makes what a served model config would.
+CALIBRATION_DEFAULTS = CalibrationConfig()
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -67,18 +71,22 @@ def register(commands: argparse._SubParsersAction) -> None:
         "resnet_digits: its data)",
     )
     parser.add_argument(
-        "--calibration-samples", type=int, default=128, metavar="N", help="int8: (128)"
+        "--calibration-samples",
+        type=int,
+        default=CALIBRATION_DEFAULTS.samples,
+        metavar="N",
+        help="int8: (%(default)s)",
     )
     parser.add_argument(
-        "--calibration-method", choices=["minmax", "entropy", "percentile"], default="minmax"
+        "--calibration-method", choices=CALIBRATION_METHODS, default=CALIBRATION_DEFAULTS.method
     )
     parser.add_argument(
         "--min-top1-agreement",
         type=float,
-        default=0.99,
+        default=CALIBRATION_DEFAULTS.min_top1_agreement,
         metavar="F",
         help="reduced precision of trained weights: refused below this top-1 agreement with "
-        "fp32 (0.99)",
+        "fp32 (%(default)s)",
     )
     parser.add_argument(
         "--out", type=Path, required=True, metavar="DIR", help="bundle cache directory"
