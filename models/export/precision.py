@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
@@ -77,7 +78,10 @@ class ReducedPrecision:
         if len(self.held_out) == 0:
             raise ValueError(f"{self.precision} needs at least one held-out input to verify on")
 
+    @cached_property
     def data_sha256(self) -> str:
+        """The inputs' (and labels') hash, taken once: a ReducedPrecision's arrays are not
+        changed after it is made."""
         digest = hashlib.sha256()
         for array in (self.calibration, self.held_out, self.held_out_labels):
             if array is not None:
@@ -89,7 +93,7 @@ class ReducedPrecision:
         """What determines the reduced model and its verdict (cache key, manifest)."""
         settings: dict[str, Any] = {
             "held_out": len(self.held_out),
-            "data_sha256": self.data_sha256(),
+            "data_sha256": self.data_sha256,
             "min_top1_agreement": self.min_top1_agreement,
             "min_cosine_similarity": self.min_cosine_similarity,
             "verified_on": self.device,

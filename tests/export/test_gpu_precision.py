@@ -59,7 +59,7 @@ def test_manifest_records_how_fp16_was_made_and_verified(fp16_onnx):
 
     assert record["precision"] == "fp16"
     assert record["verified_on"] == "cpu"
-    assert record["held_out"] == 16 and record["data_sha256"] == check.data_sha256()
+    assert record["held_out"] == 16 and record["data_sha256"] == check.data_sha256
     assert record["converter"] == "onnxruntime.transformers.float16"
     assert record["keep_io_types"] is True
     assert record["judged_by"] == "cosine_similarity"  # random-init weights

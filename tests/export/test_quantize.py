@@ -54,7 +54,7 @@ def test_manifest_records_calibration_and_verification(int8_bundle):
 
     assert record["method"] == "minmax"
     assert record["samples"] == record["held_out"] == 16
-    assert record["data_sha256"] == calibration.data_sha256()
+    assert record["data_sha256"] == calibration.data_sha256
     assert 0 <= record["top1_agreement"] <= 1
     assert record["cosine_similarity"] >= calibration.min_cosine_similarity
     assert record["judged_by"] == "cosine_similarity"  # random-init weights
