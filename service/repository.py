@@ -480,8 +480,8 @@ class ModelRepository:
             awaited = [default]
         else:
             return f"the default model {self.default_name!r} is not served"
-        waiting = [model.serving() for model in awaited]
-        waiting = [handle for handle in waiting if handle.state is not ModelState.READY]
+        serving = (model.serving() for model in awaited)
+        waiting = [handle for handle in serving if handle.state is not ModelState.READY]
         if not waiting:
             return None
         states = [
